@@ -1,0 +1,14 @@
+"""Test environment: offline, loopback-only ROS, one DDS domain per test run."""
+import os
+import random
+
+# A hub download attempt hangs ~45 s before failing; tests never need the network.
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+# Each pytest run gets its own domain so parallel runs on one machine never cross-talk.
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 100)))
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: takes more than a few seconds (still run in CI)')
+    config.addinivalue_line('markers', 'ros: needs rclpy')

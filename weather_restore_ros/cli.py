@@ -1,0 +1,58 @@
+"""``weather-restore``: one entry point, one subcommand per job.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``; the module is
+imported only to build the parser, and heavy imports (torch, rclpy) happen inside the command
+itself, so ``--help`` stays fast and the robot never loads training code.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+# (subcommand, module) in the order ``--help`` lists them.
+COMMANDS = (
+    ('info', 'weather_restore_ros.commands.info'),
+    ('restore', 'weather_restore_ros.commands.restore'),
+    ('bench', 'weather_restore_ros.commands.bench'),
+    ('node', 'weather_restore_ros.commands.node'),
+    ('bag', 'weather_restore_ros.commands.bag'),
+    ('replay', 'weather_restore_ros.commands.replay'),
+    ('demo', 'weather_restore_ros.commands.demo'),
+    ('synth', 'weather_restore_ros.commands.synth'),
+    ('train', 'weather_restore_ros.commands.train'),
+    ('eval', 'weather_restore_ros.commands.evaluate'),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='weather-restore',
+        description='Remove rain, snow, haze and raindrops from camera images, '
+                    'offline or live in ROS 2.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    for name, module in COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue  # subcommand not built yet
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, 'func', None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""ROS 2 glue: the node, its parameters and message conversion helpers."""
