@@ -60,7 +60,6 @@ setup(
     maintainer_email='maintainers@weather-restore.invalid',
     description='Live all-weather image restoration (rain, snow, haze, raindrops) for ROS 2 cameras',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'weather-restore = weather_restore_ros.cli:main',
