@@ -1,0 +1,123 @@
+"""On-the-fly synthetic weather: random crops of clean photos degraded by ``synth.random_weather``.
+
+The crop is taken first and only the crop is degraded, so a sample costs a crop-sized synthesis
+whatever the photo's size. The degradation draws from the same per-sample generator as the crop
+(``numpy.random.default_rng([seed, epoch, index])``), so samples are reproducible across runs
+and DataLoader worker counts.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from .. import DEFAULT_WEATHER_CLASSES
+from .common import (DatasetError, MissingFileError, _as_hw, label_index, list_images,
+                     random_crop_flip, read_rgb, sample_rng, to_tensor)
+
+
+def _default_degrade() -> Callable:
+    # Looked up through sys.modules each call so that tests (and users) can swap the module.
+    return importlib.import_module('weather_restore_ros.synth').random_weather
+
+
+class SyntheticWeatherDataset(Dataset):
+    """Clean photos -> (degraded crop, clean crop, weather label).
+
+    ``clean_images``: a folder (searched recursively; images read per sample), or a list whose
+    items are HxWx3 uint8 RGB arrays or image paths.
+    ``length``: samples per epoch (default: the number of photos); sample ``i`` uses photo
+    ``i % n_photos`` so every photo is used equally often, with a fresh random crop per epoch.
+    ``classes``/``severity_range``: passed to ``random_weather`` (omitted when None, so the
+    synthesis module's defaults apply); combinations such as ``'rain+fog'`` are allowed and are
+    labelled by their first component. ``class_names``: the label index space.
+    ``degrade``: a ``random_weather``-compatible callable
+    ``f(image_uint8_rgb, rng, classes=..., severity_range=...) -> (degraded, label_str, params)``;
+    default ``weather_restore_ros.synth.random_weather``, imported when first needed. It must
+    be picklable (a module-level function) for DataLoader workers.
+    ``with_params``: also return the synthesis ``params`` (under ``'params'``; breaks the default
+    collate when their structure varies between samples).
+    """
+
+    def __init__(self, clean_images: str | os.PathLike | Sequence, crop_size=256,
+                 length: int | None = None, seed: int = 0, classes: Sequence[str] | None = None,
+                 severity_range: tuple[float, float] | None = None,
+                 class_names: Sequence[str] = DEFAULT_WEATHER_CLASSES, flip: bool = True,
+                 degrade: Callable | None = None, with_params: bool = False):
+        if isinstance(clean_images, (str, os.PathLike)):
+            root = os.path.abspath(os.fspath(clean_images))
+            if not os.path.isdir(root):
+                raise MissingFileError(f'clean image folder not found: {root}')
+            self.sources = [os.path.join(root, r) for r in list_images(root, recursive=True)]
+            self.names = [os.path.relpath(p, root).replace(os.sep, '/') for p in self.sources]
+            if not self.sources:
+                raise DatasetError(f'no images in {root}')
+        else:
+            self.sources = list(clean_images)
+            if not self.sources:
+                raise DatasetError('clean_images is empty')
+            self.names = []
+            for i, s in enumerate(self.sources):
+                if isinstance(s, np.ndarray):
+                    if s.ndim != 3 or s.shape[2] != 3 or s.dtype != np.uint8:
+                        raise DatasetError(f'clean_images[{i}] must be HxWx3 uint8 RGB, got '
+                                           f'{s.dtype} {s.shape}')
+                    self.names.append(f'image{i}')
+                else:
+                    self.names.append(os.path.basename(os.fspath(s)))
+        self.crop_size = _as_hw(crop_size)
+        self.length = len(self.sources) if length is None else int(length)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.classes = None if classes is None else tuple(classes)
+        self.severity_range = None if severity_range is None else tuple(severity_range)
+        self.class_names = tuple(class_names)
+        self.flip = bool(flip)
+        self.degrade = degrade
+        self.with_params = with_params
+        for c in self.classes or ():    # a combination ('rain+fog') is labelled by its first part
+            label_index(str(c).split('+')[0].strip(), self.class_names, where=f'classes ({c})')
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _image(self, k: int) -> np.ndarray:
+        s = self.sources[k]
+        return s if isinstance(s, np.ndarray) else read_rgb(s)
+
+    def __getitem__(self, index: int) -> dict:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        k = index % len(self.sources)
+        rng = sample_rng(self.seed, self.epoch, index)
+        (clean,) = random_crop_flip((self._image(k),), self.crop_size, self.flip, rng)
+        clean = np.ascontiguousarray(clean)
+        fn = self.degrade if self.degrade is not None else _default_degrade()
+        kwargs = {}
+        if self.classes is not None:
+            kwargs['classes'] = self.classes
+        if self.severity_range is not None:
+            kwargs['severity_range'] = self.severity_range
+        degraded, weather, params = fn(clean.copy(), rng, **kwargs)
+        degraded = np.asarray(degraded)
+        if degraded.shape != clean.shape:
+            raise DatasetError(f'synthesis returned shape {degraded.shape} for a {clean.shape} '
+                               f'crop ({weather})')
+        out = {'input': to_tensor(degraded), 'target': to_tensor(clean),
+               'label': label_index(weather, self.class_names, where='synthesised sample'),
+               'name': f'{self.names[k]}#{index}'}
+        if self.with_params:
+            out['params'] = params
+        return out
+
+    def __repr__(self) -> str:
+        return (f'SyntheticWeatherDataset(photos={len(self.sources)}, length={self.length}, '
+                f'crop_size={self.crop_size}, classes={self.classes}, seed={self.seed})')
