@@ -835,3 +835,18 @@ def _download_tag(tag_cfg: Mapping, cache_dir, model_name: str, tag: str) -> str
     if not path:
         raise MissingWeightsError(f'CLIP tag {tag!r} of {model_name!r} names no weights source')
     return path
+
+
+def clip_weights_status(model_name: str, pretrained: str | None, cache_dir=None) -> str:
+    """One line for ``weather-restore info``: where the weights are, or why they are missing."""
+    if model_name.startswith('local-dir:'):
+        folder = Path(model_name[len('local-dir:'):]).expanduser()
+        found = _find_weights_in_dir(folder) if folder.is_dir() else None
+        return f'present ({found})' if found else f'missing (no weights in {folder})'
+    try:
+        path, _ = _resolve_weights(model_name, pretrained, cache_dir, allow_download=False)
+    except MissingWeightsError as exc:
+        return f'missing: {exc}'
+    except Exception as exc:  # unknown model name, broken open_clip install
+        return f'unknown ({exc})'
+    return 'random weights (no pretrained tag)' if path is None else f'present ({path})'

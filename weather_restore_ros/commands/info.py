@@ -1,0 +1,86 @@
+"""``weather-restore info``: what this installation has and can do."""
+from __future__ import annotations
+
+import importlib
+import platform
+
+
+def register(sub) -> None:
+    p = sub.add_parser('info', help='versions, devices, model configs and weights',
+                       description='Print versions, the compute devices, the shipped model and '
+                                   'its CLIP, whether CLIP weights are present, and the cost of '
+                                   'each model config.')
+    p.add_argument('--checkpoint', help='describe this checkpoint instead of the shipped one')
+    p.add_argument('--clip-model', default='ViT-B-32',
+                   help='also check the weights of this open_clip model (default ViT-B-32)')
+    p.add_argument('--clip-pretrained', default='openai')
+    p.add_argument('--clip-cache-dir')
+    p.add_argument('--no-flops', action='store_true', help='skip the GFLOPs count (faster)')
+    p.set_defaults(func=run)
+
+
+def _version(module: str) -> str:
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - report anything that breaks the import
+        return f'not available ({type(exc).__name__})'
+    return getattr(mod, '__version__', 'installed')
+
+
+def run(args) -> int:
+    import torch
+
+    from .. import __version__
+    from ..checkpoint import CheckpointError, SHIPPED_MODEL, read_metadata
+    from ..clip_prior import clip_weights_status
+    from ..model.config import CONFIGS
+    from ..model.profile import count_parameters, gflops, gflops_per_megapixel
+    from ..model.restorer import WeatherRestorer
+
+    print(f'weather_restore_ros {__version__}   Python {platform.python_version()}   '
+          f'{platform.machine()}')
+    for mod in ('torch', 'torchvision', 'open_clip', 'numpy', 'cv2', 'safetensors', 'rosbags',
+                'rclpy', 'vision_msgs.msg'):
+        print(f'  {mod:16} {_version(mod)}')
+    print('\ndevices')
+    print(f'  cpu              {torch.get_num_threads()} threads')
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            prop = torch.cuda.get_device_properties(i)
+            print(f'  cuda:{i}           {prop.name}, {prop.total_memory / 2**30:.1f} GiB, '
+                  f'CUDA {torch.version.cuda}, bf16 {torch.cuda.is_bf16_supported()}')
+    else:
+        print(f'  cuda             not available (torch built with CUDA {torch.version.cuda})')
+
+    path = args.checkpoint or SHIPPED_MODEL
+    print(f'\ncheckpoint         {path}')
+    try:
+        meta = read_metadata(path)
+    except CheckpointError as exc:
+        print(f'  {exc}')
+    else:
+        clip = meta['clip']
+        where = ('weights inside the checkpoint' if clip['embedded']
+                 else clip_weights_status(clip['model_name'], clip['pretrained'],
+                                          args.clip_cache_dir))
+        print(f'  model config     {meta["model_config"]["name"]}')
+        print(f'  classes          {", ".join(meta["class_names"])}')
+        print(f'  CLIP             {clip["model_name"]} / {clip["pretrained"]} '
+              f'(embedding {clip["embed_dim"]}): {where}')
+        for key in ('steps', 'wall_time_s', 'val_psnr', 'data'):
+            if key in meta.get('training', {}):
+                print(f'  {key:16} {meta["training"][key]}')
+    print(f'\nCLIP {args.clip_model} / {args.clip_pretrained}: '
+          f'{clip_weights_status(args.clip_model, args.clip_pretrained, args.clip_cache_dir)}')
+
+    print('\nmodel configs      params    GFLOPs/MP   GFLOPs @640x480')
+    for name, cfg in CONFIGS.items():
+        model = WeatherRestorer(cfg)
+        if args.no_flops:
+            print(f'  {name:14} {count_parameters(model):9,d}')
+        else:
+            print(f'  {name:14} {count_parameters(model):9,d}   {gflops_per_megapixel(model):8.2f}'
+                  f'   {gflops(model, 480, 640):8.2f}')
+    print('  (TransWeather: 38 M params, 59.5 GFLOPs @640x480; '
+          '`weather-restore bench` measures time)')
+    return 0

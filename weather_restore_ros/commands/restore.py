@@ -1,0 +1,139 @@
+"""``weather-restore restore``: restore image files, folders and videos offline."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+IMAGE_EXT = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm'}
+VIDEO_EXT = {'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v'}
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        'restore', help='restore images, folders or videos to PNG files',
+        description='Restore weather-degraded images. Writes DIR/<stem>.png (folders keep their '
+                    'relative paths; video frames go to DIR/<video stem>/<frame>.png) and '
+                    'DIR/weather.jsonl with the weather label and scores of each input.')
+    p.add_argument('inputs', nargs='+', help='image files, folders (recursed) or videos')
+    p.add_argument('--output', '-o', required=True, help='output folder')
+    p.add_argument('--checkpoint', help='checkpoint (.safetensors); default: the shipped model')
+    p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
+    p.add_argument('--precision', default='auto', help='auto | fp32 | fp16 | bf16')
+    p.add_argument('--mask', action='store_true',
+                   help='also write the degradation mask as <stem>_mask.png')
+    p.add_argument('--max-pixels', type=int, default=1920 * 1080,
+                   help='larger images are processed in tiles (default 1920x1080)')
+    p.add_argument('--oversize', choices=('tile', 'downscale'), default='tile')
+    p.add_argument('--every-n-frames', type=int, default=1, metavar='N',
+                   help='videos: restore every N-th frame')
+    p.set_defaults(func=run)
+
+
+def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """(file, output path without suffix) pairs; folders keep their relative layout."""
+    out: list[tuple[Path, Path]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            for f in sorted(item.rglob('*')):
+                if f.is_file() and f.suffix.lower() in IMAGE_EXT | VIDEO_EXT:
+                    out.append((f, f.relative_to(item).with_suffix('')))
+        else:
+            out.append((item, Path(item.stem)))
+    return out
+
+
+def iter_frames(path: Path, every: int = 1):
+    """Yield (relative name, RGB uint8) for an image or each kept frame of a video."""
+    import cv2
+    import numpy as np
+    if path.suffix.lower() in VIDEO_EXT:
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise OSError(f'cannot open video {path}')
+        i = 0
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                if i % every == 0:
+                    yield f'{i:06d}', cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                i += 1
+        finally:
+            cap.release()
+        if i == 0:
+            raise OSError(f'no frame could be decoded from {path}')
+        return
+    data = np.fromfile(str(path), np.uint8) if path.is_file() else None
+    if data is None:
+        raise OSError(f'no such file: {path}')
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise OSError(f'cannot decode image {path}')
+    if img.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits
+        img = (img >> 8).astype(np.uint8) if img.dtype == np.uint16 else \
+            cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    else:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    yield None, img
+
+
+def run(args) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from ..engine import RestorationEngine
+
+    items = collect_inputs(args.inputs)
+    if not items:
+        print('no inputs found', file=sys.stderr)
+        return 2
+    engine = RestorationEngine.from_checkpoint(
+        args.checkpoint, device=args.device, precision=args.precision,
+        max_pixels=args.max_pixels, oversize=args.oversize)
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = []
+    with open(out_dir / 'weather.jsonl', 'w') as log, \
+            tqdm(items, unit='file', disable=len(items) < 5 or None) as bar:
+        for path, rel in bar:
+            stream = str(path)
+            try:
+                # Each input is its own stream: unrelated photos must not share a prior,
+                # while the frames of one video do (as a camera's frames do in the node).
+                for frame_name, rgb in iter_frames(path, max(1, args.every_n_frames)):
+                    target = out_dir / rel / frame_name if frame_name else out_dir / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    result = engine.restore(rgb, stream=stream)
+                    png = target.with_name(target.name + '.png')
+                    _write(png, cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR))
+                    if args.mask:
+                        _write(target.with_name(target.name + '_mask.png'), result.mask)
+                    entry = {'file': str(path), 'output': str(png), 'label': result.label,
+                             'scores': {k: round(v, 4) for k, v in result.scores.items()}}
+                    if frame_name:
+                        entry['frame'] = int(frame_name)
+                    log.write(json.dumps(entry) + '\n')
+            except Exception as exc:  # report, skip, keep going
+                failed.append(path)
+                tqdm.write(f'error: {path}: {exc}', file=sys.stderr)
+            finally:
+                engine.forget_stream(stream)
+    done = len(items) - len(failed)
+    print(f'restored {done}/{len(items)} inputs into {out_dir} '
+          f'(weather labels in {out_dir / "weather.jsonl"})')
+    if failed:
+        print(f'{len(failed)} input(s) failed: ' + ', '.join(map(str, failed)), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write(path: Path, image) -> None:
+    import cv2
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f'cannot write {path}')

@@ -1,0 +1,31 @@
+"""``weather-restore train CONFIG.yaml``: train a restorer (CPU, one GPU, or torchrun)."""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        'train', help='train a model from a YAML config',
+        description='Train the restorer with reconstruction + CLIP-SRD + weather-head losses. '
+                    'Multi-GPU: torchrun --nproc_per_node=N $(which weather-restore) train '
+                    'CONFIG.yaml. Checkpoints (safetensors + JSON) go to out_dir/last.safetensors.'
+                    ' Example configs: configs/*.yaml in the source tree.')
+    p.add_argument('config', help='training config (YAML)')
+    p.add_argument('--out-dir', help='override out_dir')
+    p.add_argument('--steps', type=int, help='override the total number of steps')
+    p.add_argument('--batch-size', type=int, help='override batch_size (per process)')
+    p.add_argument('--device', help='cpu | cuda | cuda:N (default: cuda when available)')
+    p.add_argument('--resume', action='store_true',
+                   help='continue from out_dir/last.safetensors + train_state.pt')
+    p.add_argument('--num-workers', type=int, help='override data loader workers')
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    from ..training import TrainConfig, train
+    cfg = TrainConfig.from_yaml(args.config, out_dir=args.out_dir, steps=args.steps,
+                                batch_size=args.batch_size, num_workers=args.num_workers)
+    summary = train(cfg, resume=args.resume, device=args.device)
+    print(json.dumps(summary, indent=2, default=str))
+    print(f'checkpoint: {cfg.out_dir}/last.safetensors')
+    return 0

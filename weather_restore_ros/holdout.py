@@ -1,0 +1,51 @@
+"""The shipped model's held-out validation set: synthetic weather over photos never trained on.
+
+``china`` (the one outdoor landscape among the shipped photos) is reserved for validation:
+training configs take their clean photos from :func:`training_photo_sources`, which excludes
+it, so ``weather-restore eval --holdout`` measures generalisation to an unseen scene.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import DEFAULT_WEATHER_CLASSES
+
+HOLDOUT_SAMPLES = ('china',)
+HOLDOUT_SIZE = 60        # 12 per class on average
+HOLDOUT_CROP = (256, 320)
+
+
+def holdout_dataset(class_names=DEFAULT_WEATHER_CLASSES, seed: int = 1234,
+                    length: int = HOLDOUT_SIZE):
+    from .data import SyntheticWeatherDataset
+    from .synth.samples import sample_images
+    photos = [img for _, img in sample_images(HOLDOUT_SAMPLES)]
+    return SyntheticWeatherDataset(photos, crop_size=HOLDOUT_CROP, length=length, seed=seed,
+                                   classes=tuple(class_names), class_names=class_names,
+                                   flip=False)
+
+
+def training_photo_sources(entries) -> list:
+    """Clean-photo sources for training: folders, files, and ``samples`` (the shipped photos
+    except the held-out ones). Returns RGB arrays and paths for SyntheticWeatherDataset."""
+    from .data.common import list_images
+    from .synth.samples import SAMPLE_FILES, sample_images
+    if isinstance(entries, (str, Path)):
+        entries = [entries]
+    out: list = []
+    for entry in entries:
+        if entry == 'samples':
+            names = [n for n in SAMPLE_FILES if n not in HOLDOUT_SAMPLES]
+            out += [img for _, img in sample_images(names)]
+            continue
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            out += [str(path / rel) for rel in list_images(path, recursive=True)]
+        elif path.is_file():
+            out.append(str(path))
+        else:
+            raise FileNotFoundError(f'clean photo source not found: {path} (for the shipped '
+                                    'model run tools/fetch_training_photos.py first)')
+    if not out:
+        raise ValueError('no clean training photos')
+    return out

@@ -1,0 +1,197 @@
+"""Training losses: reconstruction (Charbonnier + SSIM), CLIP soft residual distillation (SRD),
+weather classification, and ``RestorationLoss`` combining them with weights.
+
+All losses return scalars averaged over the batch and are safe in fp32 under autocast (the SSIM
+statistics and the SRD norms are computed in fp32).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+# ---------------------------------------------------------------------- reconstruction
+def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``mean(sqrt((pred - target)^2 + eps^2))``: a smooth L1 (robust to outliers, no kink at 0).
+
+    Its minimum is ``eps`` (not 0), the usual definition in deraining papers (MPRNet, Restormer).
+    """
+    d = pred.float() - target.float()
+    return torch.sqrt(d * d + eps * eps).mean()
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
+    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x * x) / (2 * sigma * sigma))
+    g = g / g.sum()
+    return g.view(1, 1, 1, size).expand(channels, 1, 1, size).contiguous()
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma: float = 1.5,
+         data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM (Wang et al. 2004) of ``[B, C, H, W]`` images, per channel, differentiable.
+
+    Gaussian window ``11``, ``sigma 1.5``, ``K1 = 0.01``, ``K2 = 0.03``, 'valid' filtering (no
+    padding artefacts at the borders), as in the reference implementation; the window shrinks
+    (keeping it odd) for images smaller than 11 pixels. The separable filter is two 1-D convs.
+    """
+    if pred.shape != target.shape or pred.dim() != 4:
+        raise ValueError(f'ssim needs two [B, C, H, W] tensors of one shape, got {tuple(pred.shape)} '
+                         f'and {tuple(target.shape)}')
+    x, y = pred.float(), target.float()
+    c = x.shape[1]
+    size = min(window_size, x.shape[-2], x.shape[-1])
+    size = size if size % 2 else size - 1
+    wx = _gaussian_window(size, sigma, c, x.device, x.dtype)   # [C, 1, 1, k]
+    wy = wx.transpose(-1, -2)                                  # [C, 1, k, 1]
+
+    def blur(t):
+        return F.conv2d(F.conv2d(t, wx, groups=c), wy, groups=c)
+
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    # fp32 even under autocast: the variances are differences of nearly equal blurred moments.
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        mu_x, mu_y = blur(x), blur(y)
+        mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+        s_xx = blur(x * x) - mu_xx
+        s_yy = blur(y * y) - mu_yy
+        s_xy = blur(x * y) - mu_xy
+        ssim_map = ((2 * mu_xy + c1) * (2 * s_xy + c2)) / ((mu_xx + mu_yy + c1) * (s_xx + s_yy + c2))
+    return ssim_map.mean()
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor, **kw) -> torch.Tensor:
+    """``1 - ssim(pred, target)``."""
+    return 1.0 - ssim(pred, target, **kw)
+
+
+# ---------------------------------------------------------------------- CLIP-SRD
+def soft_residual_distillation(student: torch.Tensor, teacher_degraded: torch.Tensor,
+                               teacher_clean: torch.Tensor, temperature: float = 0.1,
+                               l2_weight: float = 0.0, eps: float = 1e-6) -> torch.Tensor:
+    """CLIP soft residual distillation (SRD). All token tensors are ``[B, N, C]``.
+
+    Teacher: CLIP's patch-token residual ``r = tokens(degraded) - tokens(clean)`` -- what the
+    weather changed, in CLIP's semantic feature space -- **detached** (CLIP is frozen; no
+    gradient ever reaches the teacher tokens). Student: the projection of the SAR gated residual
+    features onto the same patch grid (``WeatherRestorer.srd_student``).
+
+    *Soft* weighting: patches are weighted by how strongly the weather changed them,
+    ``w_n = softmax_n(m_n / T)`` with ``m_n = ||r_n|| / max_n' ||r_n'||`` in ``[0, 1]`` (normalised
+    per image, so the temperature is independent of CLIP's token scale and of the layer the
+    tokens come from). At ``T = 0.1`` the most-degraded patch weighs ``e^10`` times an unchanged
+    one; a uniformly degraded image (haze) gets near-uniform weights. Unchanged patches have no
+    meaningful residual direction, so they should not count much (patches below 1e-6 of the
+    peak are dropped and the weights renormalised).
+
+    Per image: ``sum_n w_n * (1 - cos(s_n, r_n))`` -- the student must point where CLIP's
+    residual points (direction, not scale: the student lives in a different feature space and a
+    1x1 projection cannot be expected to match CLIP's norms) -- plus, if ``l2_weight > 0``, a
+    scale-matching term ``l2_weight * sum_n w_n ||s_n - r_n||^2 / sum_n w_n ||r_n||^2`` (relative
+    squared error, also invariant to CLIP's scale). Both are exactly 0 when ``s == r``.
+
+    Images whose teacher residual vanishes (clean training pairs: degraded == clean) carry no
+    direction to distil and are left out of the batch mean; a batch of only such images gives 0
+    (still attached to the student's graph).
+    """
+    if not (student.shape[:2] == teacher_degraded.shape[:2] == teacher_clean.shape[:2]):
+        raise ValueError(f'SRD token shapes differ: student {tuple(student.shape)}, teacher '
+                         f'{tuple(teacher_degraded.shape)} / {tuple(teacher_clean.shape)}')
+    if student.shape[-1] != teacher_degraded.shape[-1]:
+        raise ValueError(f'SRD: student width {student.shape[-1]} != CLIP token width '
+                         f'{teacher_degraded.shape[-1]} (set ModelConfig.srd_dim)')
+    s = student.float()
+    with torch.no_grad():
+        r = (teacher_degraded.float() - teacher_clean.float()).detach()
+        norm = r.norm(dim=-1)                                      # [B, N]
+        peak = norm.amax(dim=1, keepdim=True)                      # [B, 1]
+        valid = peak.squeeze(1) > eps                              # [B]
+        rel = norm / peak.clamp_min(eps)                           # [B, N] in [0, 1]
+        w = torch.softmax(rel / temperature, dim=1)
+        # Patches CLIP did not change at all (|r| < 1e-6 of the peak) have no direction to learn.
+        w = w * (rel > 1e-6)
+        w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-30)
+    # Cosine with a tiny eps (F.cosine_similarity's 1e-8 on the norm product would misjudge
+    # small-but-valid residuals).
+    cos = (F.normalize(s, dim=-1, eps=1e-12) * F.normalize(r, dim=-1, eps=1e-20)).sum(-1)   # [B, N]
+    per_image = (w * (1.0 - cos)).sum(dim=1)
+    if l2_weight > 0:
+        err = (s - r).pow(2).sum(-1)
+        ref = (w * norm.pow(2)).sum(dim=1).clamp_min(eps)
+        per_image = per_image + l2_weight * (w * err).sum(dim=1) / ref
+    n_valid = valid.sum()
+    return (per_image * valid).sum() / n_valid.clamp_min(1)
+
+
+# ---------------------------------------------------------------------- classification
+def weather_classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0,
+                                ignore_index: int = -100) -> torch.Tensor:
+    """Cross-entropy of the weather head; ``labels == ignore_index`` (unknown weather) are
+    skipped, and a batch without any label gives 0 instead of NaN."""
+    labels = labels.long()
+    if not bool((labels != ignore_index).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing, ignore_index=ignore_index)
+
+
+# ---------------------------------------------------------------------- combination
+DEFAULT_LOSS_WEIGHTS = {'recon': 1.0, 'ssim': 0.2, 'srd': 0.1, 'cls': 0.05}
+
+
+class RestorationLoss(nn.Module):
+    """Weighted sum ``recon * charbonnier + ssim * (1 - SSIM) + srd * SRD + cls * CE``.
+
+    ``weights``: any subset of ``{'recon', 'ssim', 'srd', 'cls'}`` (missing keys take
+    ``DEFAULT_LOSS_WEIGHTS``; unknown keys raise). A term is computed only when its weight is
+    non-zero and its inputs are given (SRD needs the three token tensors, cls needs labels), so
+    the same module serves paired data with or without CLIP teachers or weather labels.
+
+    ``forward(pred, target, ...) -> (total, parts)``; ``pred`` is the restored image or a
+    ``RestorerOutput`` (then ``logits`` default to ``pred.logits``). ``parts`` maps each computed
+    term (unweighted) and ``'total'`` to detached scalar tensors, for logging.
+    """
+
+    def __init__(self, weights: Optional[Mapping[str, float]] = None, srd_temperature: float = 0.1,
+                 srd_l2_weight: float = 0.0, label_smoothing: float = 0.0, charbonnier_eps: float = 1e-3):
+        super().__init__()
+        weights = dict(weights or {})
+        unknown = sorted(set(weights) - set(DEFAULT_LOSS_WEIGHTS))
+        if unknown:
+            raise ValueError(f'unknown loss weight(s) {unknown}; valid: {sorted(DEFAULT_LOSS_WEIGHTS)}')
+        self.weights = {**DEFAULT_LOSS_WEIGHTS, **{k: float(v) for k, v in weights.items()}}
+        self.srd_temperature = srd_temperature
+        self.srd_l2_weight = srd_l2_weight
+        self.label_smoothing = label_smoothing
+        self.charbonnier_eps = charbonnier_eps
+
+    def forward(self, pred, target: torch.Tensor, *, logits: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None, srd_student: Optional[torch.Tensor] = None,
+                teacher_degraded: Optional[torch.Tensor] = None, teacher_clean: Optional[torch.Tensor] = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if hasattr(pred, 'image'):
+            if logits is None:
+                logits = pred.logits
+            pred = pred.image
+        w = self.weights
+        parts: dict[str, torch.Tensor] = {}
+        total = pred.new_zeros((), dtype=torch.float32)
+        if w['recon']:
+            parts['recon'] = charbonnier(pred, target, self.charbonnier_eps)
+            total = total + w['recon'] * parts['recon']
+        if w['ssim']:
+            parts['ssim'] = ssim_loss(pred, target)
+            total = total + w['ssim'] * parts['ssim']
+        if w['srd'] and srd_student is not None and teacher_degraded is not None and teacher_clean is not None:
+            parts['srd'] = soft_residual_distillation(srd_student, teacher_degraded, teacher_clean,
+                                                      self.srd_temperature, self.srd_l2_weight)
+            total = total + w['srd'] * parts['srd']
+        if w['cls'] and logits is not None and labels is not None:
+            parts['cls'] = weather_classification_loss(logits, labels, self.label_smoothing)
+            total = total + w['cls'] * parts['cls']
+        out = {k: v.detach() for k, v in parts.items()}
+        out['total'] = total.detach()
+        return total, out

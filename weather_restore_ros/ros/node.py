@@ -1,0 +1,460 @@
+"""The ``weather_restore`` node: live restoration of one or more camera topics.
+
+Thin glue: messages are converted by :mod:`weather_restore_ros.imaging`, frames restored by
+:class:`weather_restore_ros.engine.RestorationEngine`. What lives here is ROS behaviour:
+
+* a LifecycleNode that configures and activates itself (``autostart``), so ``ros2 run`` and
+  ``ros2 launch`` just work and managed systems can still drive it;
+* subscription callbacks only store the newest frame per camera (a replaced one is counted as
+  dropped) and return at once; a dedicated inference thread restores whatever is pending, all
+  cameras in one batch, so the executor never blocks on the network;
+* every output carries the input header unchanged;
+* bad frames are logged (throttled) and counted in diagnostics, never fatal.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_system_default)
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+from std_srvs.srv import SetBool
+
+from .. import imaging
+from ..imaging import ImageConversionError
+from . import params as P
+from .stats import CameraStats
+
+try:  # Iron and newer
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
+try:
+    from vision_msgs.msg import Classification, LabelInfo, ObjectHypothesis, VisionClass
+except ImportError:  # the typed weather topic is optional
+    Classification = None
+
+NODE_NAME = 'weather_restore'
+MAX_INPUT_PIXELS = 64_000_000  # beyond any camera (8K is 33 MP): a corrupt header, not a frame
+RELIABLE_OUT = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                          history=HistoryPolicy.KEEP_LAST)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def input_qos(name: str) -> QoSProfile:
+    """Depth 1 in every case: a slow consumer must skip to the newest frame, never queue."""
+    if name == 'sensor_data':
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                          history=HistoryPolicy.KEEP_LAST)
+    if name == 'reliable':
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                          history=HistoryPolicy.KEEP_LAST)
+    qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST)
+    qos.reliability = qos_profile_system_default.reliability
+    return qos
+
+
+@dataclass
+class _Camera:
+    """Topics and counters of one camera; ``prefix`` is '' or 'front/'."""
+
+    name: str
+    prefix: str
+    stats: CameraStats
+    pub_image: object = None
+    pub_compressed: object = None
+    pub_mask: object = None
+    pub_weather: object = None
+    pub_label: object = None
+    pub_label_info: object = None
+    subscription: object = None
+    input_encoding: str = 'rgb8'
+
+
+class RestoreNode(LifecycleNode):
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        P.declare_all(self)
+        self.p = P.values(self)
+        self.engine = None
+        self.cameras: dict[str, _Camera] = {}
+        self._pending: dict[str, tuple[object, float]] = {}
+        self._cv = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._active = False
+        self._startup_ms = 0.0
+        self._warned_typed_topic = False
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics,
+                                             callback_group=MutuallyExclusiveCallbackGroup())
+        self._srv = self.create_service(SetBool, 'enabled', self._on_enabled)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from ..engine import RestorationEngine  # torch is imported only when configuring
+        from ..prior_cache import RefreshPolicy
+
+        t0 = time.perf_counter()
+        p = self.p
+        try:
+            self.engine = RestorationEngine.from_checkpoint(
+                p['checkpoint'] or None, clip_model=p['clip_model'] or None,
+                clip_pretrained=p['clip_pretrained'] or None,
+                clip_cache_dir=p['clip_cache_dir'] or None, device=p['device'],
+                precision=p['precision'], classifier=p['classifier'],
+                refresh=self._refresh_policy(p, RefreshPolicy),
+                skip_clear_threshold=p['skip_clear_threshold'],
+                max_pixels=p['max_frame_pixels'], oversize=p['oversize'], warmup=p['warmup'])
+        except Exception as exc:  # any load failure: say why, stay unconfigured
+            self.get_logger().error(f'cannot load the restoration model: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self._startup_ms = (time.perf_counter() - t0) * 1e3
+        self.get_logger().info(
+            f'model loaded on {self.engine.device} ({p["precision"]} -> {self.engine.dtype}) in '
+            f'{self._startup_ms:.0f} ms (warm-up {self.engine.warmup_ms:.0f} ms); '
+            f'classes: {", ".join(self.engine.class_names)}')
+        names = list(dict.fromkeys(c.strip('/') for c in p['cameras'])) or ['']
+        for name in names:
+            self.cameras[name] = self._make_camera(name)
+        if Classification is None:
+            self.get_logger().warn(
+                'vision_msgs is not installed: the typed weather topic (Classification) is off; '
+                'weather/label (std_msgs/String) is still published')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._running = True
+        self._worker = threading.Thread(target=self._inference_loop, name='inference',
+                                        daemon=True)
+        self._worker.start()
+        self._active = True
+        topics = ', '.join(c.subscription.topic_name for c in self.cameras.values())
+        self.get_logger().info(f'restoring {topics}')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._stop_worker()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        for cam in self.cameras.values():
+            self.destroy_subscription(cam.subscription)
+            for pub in (cam.pub_image, cam.pub_compressed, cam.pub_mask, cam.pub_weather,
+                        cam.pub_label, cam.pub_label_info):
+                if pub is not None:
+                    self.destroy_lifecycle_publisher(pub)
+        self.cameras.clear()
+        if self.engine is not None:
+            device = self.engine.device
+            self.engine = None
+            if device.type == 'cuda':
+                import torch
+                torch.cuda.empty_cache()
+
+    def _stop_worker(self) -> None:
+        self._running = False
+        with self._cv:
+            self._cv.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
+    # ------------------------------------------------------------------ topics
+    def _make_camera(self, name: str) -> _Camera:
+        p = self.p
+        pre = f'{name}/' if name else ''
+        cam = _Camera(name=name, prefix=pre, stats=CameraStats())
+        cam.pub_image = self.create_lifecycle_publisher(Image, pre + 'image_restored',
+                                                        RELIABLE_OUT)
+        if p['publish_compressed']:
+            cam.pub_compressed = self.create_lifecycle_publisher(
+                CompressedImage, pre + 'image_restored/compressed', RELIABLE_OUT)
+        if p['publish_mask']:
+            cam.pub_mask = self.create_lifecycle_publisher(Image, pre + 'degradation_mask',
+                                                           RELIABLE_OUT)
+        cam.pub_label = self.create_lifecycle_publisher(String, pre + 'weather/label',
+                                                        RELIABLE_OUT)
+        if Classification is not None:
+            cam.pub_weather = self.create_lifecycle_publisher(Classification, pre + 'weather',
+                                                              RELIABLE_OUT)
+            # A plain publisher: latched class names must exist before activation too.
+            cam.pub_label_info = self.create_publisher(LabelInfo, pre + 'weather/label_info',
+                                                       LATCHED)
+            cam.pub_label_info.publish(self._label_info())
+
+        compressed = p['input_transport'] == 'compressed'
+        msg_type = CompressedImage if compressed else Image
+        topic = pre + ('image_raw/compressed' if compressed else 'image_raw')
+        events = SubscriptionEventCallbacks(
+            incompatible_qos=lambda event, t=topic: self._on_incompatible_qos(t, event))
+        cam.subscription = self.create_subscription(
+            msg_type, topic, lambda msg, n=name: self._on_frame(n, msg),
+            input_qos(p['input_qos']), event_callbacks=events)
+        return cam
+
+    def _label_info(self):
+        msg = LabelInfo()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.class_map = [VisionClass(class_id=i, class_name=n)
+                         for i, n in enumerate(self.engine.class_names)]
+        msg.threshold = 0.0
+        return msg
+
+    def _on_incompatible_qos(self, topic: str, event) -> None:
+        other = ('reliable' if self.p['input_qos'] != 'reliable' else 'sensor_data')
+        self.get_logger().warn(
+            f'a publisher on {topic} has a QoS incompatible with this subscription '
+            f'(input_qos={self.p["input_qos"]}, policy {event.last_policy_kind}); no frames will '
+            f'arrive from it. Set input_qos:={other} or change the publisher.',
+            throttle_duration_sec=10.0)
+
+    def _on_frame(self, camera: str, msg) -> None:
+        """Executor thread: keep only the newest frame; never wait for inference."""
+        cam = self.cameras.get(camera)
+        if cam is None or not self._active:
+            return
+        received = cam.stats.on_input()
+        with self._cv:
+            if camera in self._pending:
+                cam.stats.on_dropped()
+            self._pending[camera] = (msg, received)
+            self._cv.notify()
+
+    # ------------------------------------------------------------------ inference
+    def _inference_loop(self) -> None:
+        while self._running:
+            with self._cv:
+                while self._running and not self._pending:
+                    self._cv.wait(timeout=0.5)
+                batch, self._pending = self._pending, {}
+            if batch:
+                try:
+                    self._process(batch)
+                except Exception as exc:  # keep serving: log, count, go on
+                    self.get_logger().error(f'inference failed: {exc!r}',
+                                            throttle_duration_sec=5.0)
+                    for name in batch:
+                        self.cameras[name].stats.on_bad_input('inference_error')
+
+    def _process(self, batch: dict[str, tuple[object, float]]) -> None:
+        frames, meta = [], []
+        for name, (msg, received) in batch.items():
+            cam = self.cameras[name]
+            try:
+                rgb = self._decode(cam, msg)
+            except ImageConversionError as exc:
+                reason = _reason(exc)
+                cam.stats.on_bad_input(reason)
+                self.get_logger().warn(f'{cam.prefix}image_raw: skipped frame ({exc})',
+                                       throttle_duration_sec=5.0)
+                continue
+            if not self.p['enabled']:
+                self._publish_image(cam, msg.header, rgb, passthrough_msg=msg)
+                cam.stats.on_output(received, passthrough=True)
+                continue
+            frames.append((name, rgb))
+            meta.append((cam, msg.header, received))
+        if not frames:
+            return
+        results = self.engine.restore_batch(frames)
+        for (cam, header, received), result in zip(meta, results):
+            self._publish(cam, header, result)
+            cam.stats.on_output(received, skipped_clear=result.skipped, weather=result.label,
+                                weather_score=result.scores[result.label])
+
+    def _decode(self, cam: _Camera, msg):
+        if isinstance(msg, CompressedImage):
+            cam.input_encoding = 'bgr8'
+            rgb = imaging.compressed_to_rgb(msg)
+        else:
+            if msg.height * msg.width > MAX_INPUT_PIXELS:
+                raise ImageConversionError(
+                    f'oversized frame {msg.width}x{msg.height} (limit {MAX_INPUT_PIXELS} px)')
+            cam.input_encoding = msg.encoding
+            rgb = imaging.image_to_rgb(msg)
+        if rgb.shape[0] * rgb.shape[1] > MAX_INPUT_PIXELS:
+            raise ImageConversionError(f'oversized frame {rgb.shape[1]}x{rgb.shape[0]}')
+        return rgb
+
+    def _publish(self, cam: _Camera, header, result) -> None:
+        self._publish_image(cam, header, result.image)
+        if cam.pub_mask is not None and result.mask is not None:
+            cam.pub_mask.publish(imaging.numpy_to_image(result.mask, 'mono8', header=header))
+        ranked = sorted(result.scores.items(), key=lambda kv: kv[1], reverse=True)
+        cam.pub_label.publish(String(data=result.label))
+        if cam.pub_weather is not None:
+            msg = Classification()
+            msg.header = header
+            msg.results = [ObjectHypothesis(class_id=c, score=float(s)) for c, s in ranked]
+            cam.pub_weather.publish(msg)
+
+    def _publish_image(self, cam: _Camera, header, rgb, passthrough_msg=None) -> None:
+        encoding = self.p['output_encoding']
+        if encoding == 'same':
+            encoding = cam.input_encoding
+        if (passthrough_msg is not None and isinstance(passthrough_msg, Image)
+                and passthrough_msg.encoding == encoding):
+            cam.pub_image.publish(passthrough_msg)
+        else:
+            out = imaging.numpy_to_image(imaging.rgb_to_encoding(rgb, encoding),
+                                         _publishable(encoding), header=header)
+            cam.pub_image.publish(out)
+        if cam.pub_compressed is not None:
+            cam.pub_compressed.publish(imaging.rgb_to_compressed(
+                rgb, 'jpeg', quality=self.p['jpeg_quality'], header=header))
+
+    # ------------------------------------------------------------------ parameters, service
+    @staticmethod
+    def _refresh_policy(p: dict, cls):
+        return cls(every_n_frames=p['prior.refresh_frames'],
+                   max_age_s=p['prior.refresh_seconds'],
+                   scene_cut_threshold=p['prior.scene_cut_threshold'], ema=p['prior.ema'])
+
+    def _on_set_parameters(self, params):
+        result = P.validate(params)
+        if not result.successful:
+            return result
+        new = dict(self.p)
+        new.update({q.name: q.value for q in params if q.name in P.BY_NAME})
+        if self.engine is not None:
+            from ..prior_cache import RefreshPolicy
+            try:
+                policy = self._refresh_policy(new, RefreshPolicy)
+            except ValueError as exc:
+                result.successful, result.reason = False, str(exc)
+                return result
+            self.engine.refresh_policy = policy
+            self.engine.skip_clear_threshold = new['skip_clear_threshold']
+            self.engine.max_pixels = new['max_frame_pixels']
+            self.engine.oversize = new['oversize']
+        self.p = new
+        return result
+
+    def _on_enabled(self, request, response):
+        from rclpy.parameter import Parameter
+        result = self.set_parameters([Parameter('enabled', value=bool(request.data))])[0]
+        response.success = result.successful
+        response.message = ('restoration ' + ('on' if request.data else 'off (pass-through)')
+                            if result.successful else result.reason)
+        return response
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        name = self.get_fully_qualified_name()
+        node = DiagnosticStatus(name=f'{name}: engine', hardware_id=name)
+        if self.engine is None:
+            node.level, node.message = DiagnosticStatus.WARN, 'model not loaded (unconfigured)'
+        else:
+            node.level = DiagnosticStatus.OK
+            node.message = 'active' if self._active else 'inactive'
+            node.hardware_id = str(self.engine.device)
+            node.values = _kv(device=self.engine.device, precision=self.engine.dtype,
+                              startup_ms=round(self._startup_ms), enabled=self.p['enabled'],
+                              cameras=len(self.cameras))
+        msg.status.append(node)
+        timeout = self.p['input_timeout_s']
+        for cam in self.cameras.values():
+            s = cam.stats.snapshot()
+            status = DiagnosticStatus(name=f'{name}: camera {cam.name or "default"}',
+                                      hardware_id=cam.subscription.topic_name)
+            silent = s['silent_s'] is None or s['silent_s'] > timeout
+            if self._active and silent:
+                status.level = DiagnosticStatus.ERROR
+                status.message = (f'no frame on {cam.subscription.topic_name} for '
+                                  f'{timeout:g} s' if s['silent_s'] is not None
+                                  else f'no frame received on {cam.subscription.topic_name}')
+            elif sum(s['bad_input'].values()):
+                status.level, status.message = DiagnosticStatus.WARN, 'bad input frames skipped'
+            else:
+                status.level, status.message = DiagnosticStatus.OK, 'restoring'
+            cache = self.engine.cache(cam.name) if self.engine is not None else None
+            prior = cache.stats() if cache is not None else {}
+            status.values = _kv(
+                input_rate_hz=round(s['input_rate_hz'], 2),
+                output_rate_hz=round(s['output_rate_hz'], 2),
+                latency_p50_ms=_round(s['latency_p50_ms']),
+                latency_p95_ms=_round(s['latency_p95_ms']),
+                received=s['received'], published=s['published'], dropped=s['dropped'],
+                skipped_clear=s['skipped_clear'], passthrough=s['passthrough'],
+                bad_input=sum(s['bad_input'].values()),
+                **{f'bad_input.{k}': v for k, v in sorted(s['bad_input'].items())},
+                prior_age_s=_round(prior.get('age_s')),
+                prior_refreshes=prior.get('refreshes', 0),
+                weather=s['weather'], weather_score=round(s['weather_score'], 3))
+            msg.status.append(status)
+        self._diag_pub.publish(msg)
+
+
+def _kv(**values) -> list[KeyValue]:
+    return [KeyValue(key=k, value='' if v is None else str(v)) for k, v in values.items()]
+
+
+def _round(v, nd=1):
+    return None if v is None else round(v, nd)
+
+
+def _publishable(encoding: str) -> str:
+    """Encodings we can write; camera-raw ones (yuv, bayer) are published as rgb8."""
+    return encoding if encoding in imaging.OUTPUT_ENCODINGS else 'rgb8'
+
+
+def _reason(exc: Exception) -> str:
+    """A short counter key for diagnostics from a conversion error."""
+    text = str(exc).lower()
+    for key in ('encoding', 'too short', 'empty', 'zero', 'oversized', 'decode', 'step'):
+        if key in text:
+            return key.replace(' ', '_')
+    return 'invalid'
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = RestoreNode()
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    code = 0
+    try:
+        if node.get_parameter('autostart').value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal('configuration failed; exiting')
+                return 1
+            node.trigger_activate()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._active = False
+        node._stop_worker()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
