@@ -40,7 +40,8 @@ class LayerNorm2d(nn.Module):
         xc = x - mu
         var = xc.pow(2).mean(1, keepdim=True)
         x = xc * torch.rsqrt(var + self.eps)
-        return (x * self.weight.view(1, -1, 1, 1).float() + self.bias.view(1, -1, 1, 1).float()).to(dtype)
+        x = x * self.weight.view(1, -1, 1, 1).float() + self.bias.view(1, -1, 1, 1).float()
+        return x.to(dtype)
 
 
 class SimpleGate(nn.Module):
@@ -63,7 +64,7 @@ class DWBranch(nn.Sequential):
             SimpleGate(),
             nn.Conv2d(hidden, channels, 1),
         )
-        with torch.no_grad():  # start close to the identity (LayerScale-like, without the multiply)
+        with torch.no_grad():  # start near the identity (LayerScale-like, without the multiply)
             self[-1].weight.mul_(out_scale)
 
 

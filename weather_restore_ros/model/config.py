@@ -12,7 +12,8 @@ Presets (``CONFIGS``):
 ``small``
     the robot's CPU / embedded-GPU network: 4 scales at 1/2..1/16 resolution (pixel-unshuffle
     stem), widths 16-128, ~0.7 M parameters, ~3 GFLOPs per 640x480 frame, < 100 ms on 2 CPU
-    cores. Measured numbers are in ``docs/DESIGN.md`` (``python -m weather_restore_ros.model.profile``).
+    cores. Measured numbers are in ``docs/DESIGN.md``
+    (``python -m weather_restore_ros.model.profile``).
 ``base``
     paper-scale GPU network: 5 scales, full-resolution first scale, widths 24-384, ~7 M
     parameters, ~46 GFLOPs at 640x480 (TransWeather: 59.5).
@@ -21,10 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_WEATHER_CLASSES = ('clear', 'rain', 'snow', 'fog', 'raindrop')  # = weather_restore_ros.DEFAULT_WEATHER_CLASSES
+# Same as weather_restore_ros.DEFAULT_WEATHER_CLASSES (kept here: model/ imports only torch).
+DEFAULT_WEATHER_CLASSES = ('clear', 'rain', 'snow', 'fog', 'raindrop')
 
 _TUPLE_FIELDS = ('widths', 'enc_blocks', 'dec_blocks', 'cwp_scales', 'class_names')
 
@@ -54,7 +56,7 @@ class ModelConfig:
     widths: tuple = (16, 32, 64, 128)
     enc_blocks: tuple = (0, 1, 2, 4)          # blocks per scale (the last entry is the bottleneck)
     dec_blocks: tuple = (0, 1, 2)             # blocks per decoder scale (len(widths) - 1)
-    stem_factor: int = 2                      # 1: full-resolution first scale; 2: pixel-unshuffle stem
+    stem_factor: int = 2                      # 1: full-res first scale; 2: pixel-unshuffle stem
     expansion: int = 2                        # inverted-bottleneck expansion of the conv blocks
     dw_kernel: int = 5                        # depthwise kernel of the conv blocks and SAR units
     gate_hidden: int = 8                      # channels of the SAR gate head
@@ -71,7 +73,7 @@ class ModelConfig:
     class_names: tuple = DEFAULT_WEATHER_CLASSES
     cls_hidden: int = 64
     # CLIP soft residual distillation (training only).
-    srd_dim: int = 768                        # CLIP patch-token width (768 = ViT-B-32), 0 = no head
+    srd_dim: int = 768                        # CLIP patch-token width (ViT-B-32: 768); 0 = no head
     # Ablations.
     use_sar_gating: bool = True
     use_clip_prior: bool = True
@@ -79,7 +81,8 @@ class ModelConfig:
     use_srd: bool = True
 
     def __post_init__(self):
-        for f in _TUPLE_FIELDS:  # accept lists (JSON, YAML, CLI) but store tuples: hashable, exact round trip
+        # Accept lists (JSON, YAML, CLI) but store tuples: hashable, exact round trip.
+        for f in _TUPLE_FIELDS:
             object.__setattr__(self, f, tuple(getattr(self, f)))
         self.validate()
 
@@ -140,14 +143,16 @@ class ModelConfig:
             if self.num_prior_tokens < 0 or self.num_learned_tokens < 0:
                 bad('token counts must be >= 0')
             if self.num_tokens < 1:
-                bad('the CWP has no tokens to attend to (num_learned_tokens=0 and no CLIP prior tokens)')
+                bad('the CWP has no tokens to attend to '
+                    '(num_learned_tokens=0 and no CLIP prior tokens)')
             if not self.cwp_scales:
                 bad('use_cwp=True needs at least one scale in cwp_scales')
             for s in self.cwp_scales:
                 if not 0 <= s < n:
                     bad(f'cwp_scales entry {s} is not a scale index in [0, {n})')
                 if self.widths[s] % self.attn_heads:
-                    bad(f'width {self.widths[s]} at cwp scale {s} is not divisible by attn_heads={self.attn_heads}')
+                    bad(f'width {self.widths[s]} at cwp scale {s} is not divisible by '
+                        f'attn_heads={self.attn_heads}')
             if len(set(self.cwp_scales)) != len(self.cwp_scales):
                 bad('cwp_scales has duplicates')
         elif self.use_clip_prior and self.clip_dim < 1:
@@ -186,22 +191,23 @@ class ModelConfig:
 CONFIGS: dict[str, ModelConfig] = {
     'tiny': ModelConfig(
         name='tiny', widths=(8, 16, 24), enc_blocks=(1, 1, 1), dec_blocks=(1, 1), stem_factor=1,
-        expansion=2, dw_kernel=3, gate_hidden=4, clip_dim=32, num_prior_tokens=2, num_learned_tokens=2,
-        token_dim=16, prior_hidden=32, attn_heads=2, cwp_scales=(2, 1), cls_hidden=16, srd_dim=32),
+        expansion=2, dw_kernel=3, gate_hidden=4, clip_dim=32, num_prior_tokens=2,
+        num_learned_tokens=2, token_dim=16, prior_hidden=32, attn_heads=2, cwp_scales=(2, 1),
+        cls_hidden=16, srd_dim=32),
     # CPU budget: the half-resolution scale 0 has no plain blocks (stem conv + SAR unit + head),
     # the blocks sit at 1/4..1/16 where they are cheap; 5x5 depthwise kernels double the
     # receptive field for ~5 % more time (bottleneck RF > 300 px: long rain streaks, large drops).
     'small': ModelConfig(
         name='small', widths=(16, 32, 64, 128), enc_blocks=(0, 1, 2, 4), dec_blocks=(0, 1, 2),
-        stem_factor=2, expansion=2, dw_kernel=5, gate_hidden=8, clip_dim=512, num_prior_tokens=8,
-        num_learned_tokens=8, token_dim=64, prior_hidden=128, attn_heads=2, cwp_scales=(3, 2),
-        cls_hidden=64, srd_dim=768),
+        stem_factor=2, expansion=2, dw_kernel=5, gate_hidden=8, clip_dim=512,
+        num_prior_tokens=8, num_learned_tokens=8, token_dim=64, prior_hidden=128, attn_heads=2,
+        cwp_scales=(3, 2), cls_hidden=64, srd_dim=768),
     # GPU: full-resolution first scale, 5 scales (stride 16), CWP at the three coarsest scales.
     'base': ModelConfig(
-        name='base', widths=(24, 48, 96, 192, 384), enc_blocks=(1, 2, 3, 4, 8), dec_blocks=(1, 2, 2, 3),
-        stem_factor=1, expansion=2, dw_kernel=5, gate_hidden=16, clip_dim=512, num_prior_tokens=16,
-        num_learned_tokens=16, token_dim=128, prior_hidden=256, attn_heads=4, cwp_scales=(4, 3, 2),
-        cls_hidden=128, srd_dim=768),
+        name='base', widths=(24, 48, 96, 192, 384), enc_blocks=(1, 2, 3, 4, 8),
+        dec_blocks=(1, 2, 2, 3), stem_factor=1, expansion=2, dw_kernel=5, gate_hidden=16,
+        clip_dim=512, num_prior_tokens=16, num_learned_tokens=16, token_dim=128,
+        prior_hidden=256, attn_heads=4, cwp_scales=(4, 3, 2), cls_hidden=128, srd_dim=768),
 }
 
 

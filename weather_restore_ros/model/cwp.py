@@ -57,7 +57,8 @@ class CWPPrior(nn.Module):
         parts: list[torch.Tensor] = []
         if self.mlp is not None:
             if clip_embedding is None:
-                raise ValueError('this model uses the CLIP prior: pass clip_embedding [B, clip_dim]')
+                raise ValueError('this model uses the CLIP prior: '
+                                 'pass clip_embedding [B, clip_dim]')
             e = clip_embedding.to(self.mlp[1].weight.dtype)
             if e.shape[0] != batch:
                 e = e.expand(batch, -1)  # one prior shared by a batch of frames of one stream
@@ -85,8 +86,10 @@ class CrossAttention(nn.Module):
         b, c, h, w = x.shape
         # [B, HW, heads, d] -> [B, heads, HW, d]; the last dim stays contiguous so SDPA takes its
         # fused (flash) CPU/GPU kernel (a view in channels_last, one copy in NCHW).
-        q = self.q(self.norm(x)).permute(0, 2, 3, 1).reshape(b, h * w, self.heads, self.head_dim).transpose(1, 2)
-        k, v = self.kv(tokens.to(x.dtype)).reshape(b, -1, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)                                 # [B, heads, HW, d]
-        out = out.transpose(1, 2).reshape(b, h, w, c).permute(0, 3, 1, 2)           # channels_last view
+        q = self.q(self.norm(x)).permute(0, 2, 3, 1)
+        q = q.reshape(b, h * w, self.heads, self.head_dim).transpose(1, 2)
+        kv = self.kv(tokens.to(x.dtype)).reshape(b, -1, 2, self.heads, self.head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4)                                   # 2 x [B, heads, T, d]
+        out = F.scaled_dot_product_attention(q, k, v)                      # [B, heads, HW, d]
+        out = out.transpose(1, 2).reshape(b, h, w, c).permute(0, 3, 1, 2)  # channels_last view
         return x + self.proj(out)

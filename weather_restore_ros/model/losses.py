@@ -39,8 +39,8 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma:
     (keeping it odd) for images smaller than 11 pixels. The separable filter is two 1-D convs.
     """
     if pred.shape != target.shape or pred.dim() != 4:
-        raise ValueError(f'ssim needs two [B, C, H, W] tensors of one shape, got {tuple(pred.shape)} '
-                         f'and {tuple(target.shape)}')
+        raise ValueError(f'ssim needs two [B, C, H, W] tensors of one shape, '
+                         f'got {tuple(pred.shape)} and {tuple(target.shape)}')
     x, y = pred.float(), target.float()
     c = x.shape[1]
     size = min(window_size, x.shape[-2], x.shape[-1])
@@ -60,7 +60,8 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma:
         s_xx = blur(x * x) - mu_xx
         s_yy = blur(y * y) - mu_yy
         s_xy = blur(x * y) - mu_xy
-        ssim_map = ((2 * mu_xy + c1) * (2 * s_xy + c2)) / ((mu_xx + mu_yy + c1) * (s_xx + s_yy + c2))
+        num = (2 * mu_xy + c1) * (2 * s_xy + c2)
+        ssim_map = num / ((mu_xx + mu_yy + c1) * (s_xx + s_yy + c2))
     return ssim_map.mean()
 
 
@@ -117,7 +118,7 @@ def soft_residual_distillation(student: torch.Tensor, teacher_degraded: torch.Te
         w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-30)
     # Cosine with a tiny eps (F.cosine_similarity's 1e-8 on the norm product would misjudge
     # small-but-valid residuals).
-    cos = (F.normalize(s, dim=-1, eps=1e-12) * F.normalize(r, dim=-1, eps=1e-20)).sum(-1)   # [B, N]
+    cos = (F.normalize(s, dim=-1, eps=1e-12) * F.normalize(r, dim=-1, eps=1e-20)).sum(-1)  # [B,N]
     per_image = (w * (1.0 - cos)).sum(dim=1)
     if l2_weight > 0:
         err = (s - r).pow(2).sum(-1)
@@ -128,14 +129,16 @@ def soft_residual_distillation(student: torch.Tensor, teacher_degraded: torch.Te
 
 
 # ---------------------------------------------------------------------- classification
-def weather_classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0,
+def weather_classification_loss(logits: torch.Tensor, labels: torch.Tensor,
+                                label_smoothing: float = 0.0,
                                 ignore_index: int = -100) -> torch.Tensor:
     """Cross-entropy of the weather head; ``labels == ignore_index`` (unknown weather) are
     skipped, and a batch without any label gives 0 instead of NaN."""
     labels = labels.long()
     if not bool((labels != ignore_index).any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing, ignore_index=ignore_index)
+    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing,
+                           ignore_index=ignore_index)
 
 
 # ---------------------------------------------------------------------- combination
@@ -155,13 +158,15 @@ class RestorationLoss(nn.Module):
     term (unweighted) and ``'total'`` to detached scalar tensors, for logging.
     """
 
-    def __init__(self, weights: Optional[Mapping[str, float]] = None, srd_temperature: float = 0.1,
-                 srd_l2_weight: float = 0.0, label_smoothing: float = 0.0, charbonnier_eps: float = 1e-3):
+    def __init__(self, weights: Optional[Mapping[str, float]] = None,
+                 srd_temperature: float = 0.1, srd_l2_weight: float = 0.0,
+                 label_smoothing: float = 0.0, charbonnier_eps: float = 1e-3):
         super().__init__()
         weights = dict(weights or {})
         unknown = sorted(set(weights) - set(DEFAULT_LOSS_WEIGHTS))
         if unknown:
-            raise ValueError(f'unknown loss weight(s) {unknown}; valid: {sorted(DEFAULT_LOSS_WEIGHTS)}')
+            raise ValueError(f'unknown loss weight(s) {unknown}; '
+                             f'valid: {sorted(DEFAULT_LOSS_WEIGHTS)}')
         self.weights = {**DEFAULT_LOSS_WEIGHTS, **{k: float(v) for k, v in weights.items()}}
         self.srd_temperature = srd_temperature
         self.srd_l2_weight = srd_l2_weight
@@ -169,8 +174,10 @@ class RestorationLoss(nn.Module):
         self.charbonnier_eps = charbonnier_eps
 
     def forward(self, pred, target: torch.Tensor, *, logits: Optional[torch.Tensor] = None,
-                labels: Optional[torch.Tensor] = None, srd_student: Optional[torch.Tensor] = None,
-                teacher_degraded: Optional[torch.Tensor] = None, teacher_clean: Optional[torch.Tensor] = None
+                labels: Optional[torch.Tensor] = None,
+                srd_student: Optional[torch.Tensor] = None,
+                teacher_degraded: Optional[torch.Tensor] = None,
+                teacher_clean: Optional[torch.Tensor] = None,
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if hasattr(pred, 'image'):
             if logits is None:
@@ -185,7 +192,8 @@ class RestorationLoss(nn.Module):
         if w['ssim']:
             parts['ssim'] = ssim_loss(pred, target)
             total = total + w['ssim'] * parts['ssim']
-        if w['srd'] and srd_student is not None and teacher_degraded is not None and teacher_clean is not None:
+        have_srd = not (srd_student is None or teacher_degraded is None or teacher_clean is None)
+        if w['srd'] and have_srd:
             parts['srd'] = soft_residual_distillation(srd_student, teacher_degraded, teacher_clean,
                                                       self.srd_temperature, self.srd_l2_weight)
             total = total + w['srd'] * parts['srd']

@@ -2,7 +2,7 @@
 
 Data flow (``s = cfg.stem_factor``, scale ``i`` at ``1/(s * 2**i)`` resolution)::
 
-    x [B,3,H,W] in [0,1] --pad to stride (reflect)--> stem (pixel-unshuffle(s) + 3x3 conv (separable))
+    x [B,3,H,W] in [0,1] --pad to stride (reflect)--> stem (pixel-unshuffle(s) + 3x3 conv)
       -> SAR encoder: per scale  blocks -> f + g*r(f)  -> 2x2/2 conv  ...  -> bottleneck
       -> CWP cross-attention at the bottleneck          (prior tokens from the CLIP embedding)
       -> decoder: per scale  1x1 conv + pixel-shuffle up, + skip, [CWP cross-attention], blocks
@@ -52,7 +52,7 @@ class RestorerOutput(NamedTuple):
     image: torch.Tensor            # [B, 3, H, W] in [0, 1]
     mask: torch.Tensor             # [B, 1, H, W] in [0, 1]: finest SAR gate at input size
     gates: list[torch.Tensor]      # per scale [B, 1, h_i, w_i] in [0, 1], finest first
-    residuals: list[torch.Tensor]  # per scale gated residual features [B, C_i, h_i, w_i], finest first
+    residuals: list[torch.Tensor]  # per scale gated residuals [B, C_i, h_i, w_i], finest first
     logits: torch.Tensor           # [B, num_classes] weather logits
 
 
@@ -114,7 +114,7 @@ class WeatherRestorer(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(cls_in, cfg.cls_hidden), nn.GELU(),
                                         nn.Linear(cfg.cls_hidden, cfg.num_classes))
 
-        # SRD student head: pooled per-scale residuals (concatenated) -> 1x1 conv -> CLIP token width.
+        # SRD student head: pooled per-scale residuals (concatenated) -> 1x1 conv -> token width.
         self.srd_head = nn.Conv2d(sum(w), cfg.srd_dim, 1) if cfg.has_srd_head else None
         # Runtime choice, not architecture: activations run channels_last (NHWC). On CPU (oneDNN)
         # depthwise and 1x1 convs are ~2-4x faster in NHWC than NCHW, and cuDNN prefers NHWC for
@@ -137,12 +137,14 @@ class WeatherRestorer(nn.Module):
     def needs_clip(self) -> bool:
         return self.cfg.needs_clip
 
-    def prior_tokens(self, clip_embedding: Optional[torch.Tensor], batch: int = 1) -> Optional[torch.Tensor]:
+    def prior_tokens(self, clip_embedding: Optional[torch.Tensor],
+                     batch: int = 1) -> Optional[torch.Tensor]:
         """The CWP tokens ``[B, T, token_dim]`` for an embedding (None without a CWP)."""
         return None if self.prior is None else self.prior(clip_embedding, batch)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, clip_embedding: Optional[torch.Tensor] = None) -> RestorerOutput:
+    def forward(self, x: torch.Tensor,
+                clip_embedding: Optional[torch.Tensor] = None) -> RestorerOutput:
         cfg = self.cfg
         if cfg.needs_clip and clip_embedding is None:
             raise ValueError('this model uses the CLIP prior: pass clip_embedding [B, clip_dim]')
@@ -151,7 +153,8 @@ class WeatherRestorer(nn.Module):
         b = x.shape[0]
         xp, h, w = pad_to_multiple(x, self.stride)
 
-        feats, gates, residuals = self.encoder(self.stem(xp.contiguous(memory_format=self.memory_format)))
+        stem = self.stem(xp.contiguous(memory_format=self.memory_format))
+        feats, gates, residuals = self.encoder(stem)
         tokens = self.prior_tokens(clip_embedding, b)
 
         n = len(feats)

@@ -37,7 +37,8 @@ class SARUnit(nn.Module):
     bias starts at 0 (g = 0.5 everywhere) so early training sees both branches.
     """
 
-    def __init__(self, channels: int, gate_hidden: int, expansion: int, kernel: int, gating: bool = True):
+    def __init__(self, channels: int, gate_hidden: int, expansion: int, kernel: int,
+                 gating: bool = True):
         super().__init__()
         branch = DWBranch(channels, expansion, kernel)
         self.dw = branch[0]
@@ -70,13 +71,16 @@ class SAREncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         w = cfg.widths
-        self.stages = nn.ModuleList(make_stage(w[i], cfg.enc_blocks[i], cfg.expansion, cfg.dw_kernel)
-                                    for i in range(cfg.num_scales))
-        self.sar = nn.ModuleList(SARUnit(w[i], cfg.gate_hidden, cfg.expansion, cfg.dw_kernel, cfg.use_sar_gating)
-                                 for i in range(cfg.num_scales))
+        n = cfg.num_scales
+        self.stages = nn.ModuleList(
+            make_stage(w[i], cfg.enc_blocks[i], cfg.expansion, cfg.dw_kernel) for i in range(n))
+        self.sar = nn.ModuleList(
+            SARUnit(w[i], cfg.gate_hidden, cfg.expansion, cfg.dw_kernel, cfg.use_sar_gating)
+            for i in range(n))
         self.down = nn.ModuleList(Downsample(w[i], w[i + 1]) for i in range(cfg.num_scales - 1))
 
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         feats: list[torch.Tensor] = []
         gates: list[torch.Tensor] = []
         residuals: list[torch.Tensor] = []

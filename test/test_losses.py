@@ -1,0 +1,154 @@
+"""Losses: Charbonnier, SSIM, CLIP soft residual distillation, classification, RestorationLoss."""
+import pytest
+import torch
+
+from weather_restore_ros.model import build_model
+from weather_restore_ros.model.losses import (RestorationLoss, charbonnier,
+                                              soft_residual_distillation, ssim, ssim_loss,
+                                              weather_classification_loss)
+
+
+def _tokens(b=2, n=49, c=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.randn(b, n, c, generator=g)
+    # Degradation concentrated on some patches, weak elsewhere.
+    strength = torch.rand(b, n, 1, generator=g) ** 3
+    deg = clean + strength * torch.randn(b, n, c, generator=g) * 2
+    return deg, clean
+
+
+def test_charbonnier():
+    x = torch.rand(2, 3, 8, 8)
+    assert charbonnier(x, x).item() == pytest.approx(1e-3, rel=1e-4)     # minimum is eps
+    assert charbonnier(x, x + 0.5).item() == pytest.approx((0.25 + 1e-6) ** 0.5, rel=1e-5)
+    p = x.clone().requires_grad_()
+    charbonnier(p, x + 0.1).backward()
+    assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+
+
+def test_ssim():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 32, generator=g)
+    assert ssim(x, x).item() == pytest.approx(1.0, abs=1e-5)
+    assert ssim_loss(x, x).item() == pytest.approx(0.0, abs=1e-5)
+    noisy = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    noisier = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    assert ssim(noisier, x) < ssim(noisy, x) < 1
+    assert ssim(noisy, x) == pytest.approx(ssim(x, noisy).item(), abs=1e-6)   # symmetric
+    p = noisy.clone().requires_grad_()
+    ssim_loss(p, x).backward()
+    assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+    small = torch.rand(1, 1, 6, 9)
+    assert ssim(small, small).item() == pytest.approx(1.0, abs=1e-5)       # window shrinks
+    with pytest.raises(ValueError):
+        ssim(x, x[:, :1])
+
+
+def test_srd_zero_when_student_matches_teacher_residual():
+    deg, clean = _tokens()
+    student = (deg - clean).clone()
+    assert soft_residual_distillation(student, deg, clean).item() < 1e-5
+    assert soft_residual_distillation(student, deg, clean, l2_weight=1.0).item() < 1e-5
+    # Direction only by default: a scaled student is also perfect.
+    assert soft_residual_distillation(3 * student, deg, clean).item() < 1e-5
+    assert soft_residual_distillation(3 * student, deg, clean, l2_weight=1.0).item() > 0.1
+
+
+@pytest.mark.parametrize('l2_weight', [0.0, 0.5])
+def test_srd_grows_with_mismatch(l2_weight):
+    deg, clean = _tokens()
+    r = deg - clean
+    noise = torch.randn(r.shape, generator=torch.Generator().manual_seed(5))
+    losses = [soft_residual_distillation((1 - a) * r + a * noise, deg, clean,
+                                         l2_weight=l2_weight).item()
+              for a in (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)]
+    assert losses[0] < 1e-5
+    assert all(b > a for a, b in zip(losses, losses[1:])), losses
+    anti = soft_residual_distillation(-r, deg, clean, l2_weight=l2_weight).item()
+    assert anti > losses[-1]        # opposite direction is the worst
+
+
+def test_srd_no_gradient_to_teacher():
+    deg, clean = _tokens()
+    deg.requires_grad_()
+    clean.requires_grad_()
+    student = torch.randn(deg.shape, requires_grad=True)
+    loss = soft_residual_distillation(student, deg, clean, l2_weight=1.0)
+    loss.backward()
+    assert deg.grad is None and clean.grad is None
+    assert student.grad is not None and student.grad.abs().sum() > 0
+
+
+def test_srd_weights_degraded_patches_more():
+    # Only patch 0 is degraded; a student wrong on patch 0 costs far more than one wrong elsewhere.
+    clean = torch.randn(1, 16, 8)
+    deg = clean.clone()
+    deg[:, 0] += 5 * torch.randn(8)
+    deg[:, 1:] += 0.05 * torch.randn(15, 8)
+    r = deg - clean
+    wrong_hot = r.clone()
+    wrong_hot[:, 0] *= -1
+    wrong_cold = r.clone()
+    wrong_cold[:, 5] *= -1
+    hot = soft_residual_distillation(wrong_hot, deg, clean).item()
+    cold = soft_residual_distillation(wrong_cold, deg, clean).item()
+    assert hot > 100 * cold
+
+
+def test_srd_clean_pairs_are_skipped():
+    deg, clean = _tokens(b=2)
+    r = deg - clean
+    deg2 = torch.cat([deg[:1], clean[1:]])       # image 1: degraded == clean
+    student = r.clone()
+    assert soft_residual_distillation(student, deg2, clean).item() < 1e-5
+    s = torch.randn(1, deg.shape[1], deg.shape[2], requires_grad=True)
+    loss = soft_residual_distillation(s, clean[:1], clean[:1])
+    assert loss.item() == 0.0
+    loss.backward()        # still attached to the student graph
+    with pytest.raises(ValueError):
+        soft_residual_distillation(torch.randn(2, 49, 16), deg, clean)
+
+
+def test_classification_loss():
+    logits = torch.tensor([[5.0, 0, 0, 0, 0], [0, 0, 5.0, 0, 0]], requires_grad=True)
+    good = weather_classification_loss(logits, torch.tensor([0, 2]))
+    bad = weather_classification_loss(logits, torch.tensor([1, 1]))
+    assert good < bad
+    smooth = weather_classification_loss(logits, torch.tensor([0, 2]), label_smoothing=0.1)
+    assert smooth > good
+    none = weather_classification_loss(logits, torch.tensor([-100, -100]))
+    assert none.item() == 0.0
+    none.backward()
+
+
+def test_restoration_loss_combines_terms():
+    torch.manual_seed(0)
+    m = build_model('tiny')
+    x = torch.rand(2, 3, 32, 32)
+    target = torch.rand(2, 3, 32, 32)
+    out = m(x, torch.randn(2, 32))
+    deg, clean = _tokens(b=2, n=16, c=m.cfg.srd_dim)
+    student = m.srd_student(out.residuals, (4, 4))
+    crit = RestorationLoss({'recon': 1.0, 'ssim': 0.5, 'srd': 0.2, 'cls': 0.1})
+    total, parts = crit(out, target, labels=torch.tensor([1, 3]), srd_student=student,
+                        teacher_degraded=deg, teacher_clean=clean)
+    assert set(parts) == {'recon', 'ssim', 'srd', 'cls', 'total'}
+    expect = parts['recon'] + 0.5 * parts['ssim'] + 0.2 * parts['srd'] + 0.1 * parts['cls']
+    assert total.item() == pytest.approx(expect.item(), rel=1e-6)
+    assert not any(v.requires_grad for v in parts.values())
+    total.backward()
+    assert m.srd_head.weight.grad is not None and m.classifier[0].weight.grad is not None
+    # Terms without inputs or with weight 0 are skipped.
+    total2, parts2 = RestorationLoss({'ssim': 0})(out.image.detach(), target)
+    assert set(parts2) == {'recon', 'total'}
+    with pytest.raises(ValueError):
+        RestorationLoss({'perceptual': 1.0})
+
+
+def test_losses_stay_fp32_under_autocast():
+    x = torch.rand(1, 3, 24, 24)
+    y = torch.rand(1, 3, 24, 24)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert ssim(x, y).dtype == torch.float32
+        assert ssim(x, x).item() == pytest.approx(1.0, abs=1e-5)
+        assert charbonnier(x.bfloat16(), y).dtype == torch.float32

@@ -1,0 +1,230 @@
+"""WeatherRestorer (tiny config): shapes, ranges, CLIP conditioning, ablations, config I/O."""
+import json
+
+import pytest
+import torch
+
+from weather_restore_ros.model import (CONFIGS, ModelConfig, RestorerOutput, WeatherRestorer,
+                                       build_model, get_config, to_rgb3)
+from weather_restore_ros.model.profile import count_parameters, gflops, time_forward
+
+torch.manual_seed(0)
+
+
+def _model(**overrides):
+    torch.manual_seed(0)
+    return build_model('tiny', **overrides)
+
+
+def _emb(b=1, dim=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(b, dim, generator=g), dim=-1)
+
+
+@pytest.mark.parametrize('h,w', [(37, 53), (64, 64), (5, 3)])
+def test_forward_backward_any_size(h, w):
+    m = _model()
+    x = torch.rand(2, 3, h, w, requires_grad=True)
+    out = m(x, _emb(2))
+    assert isinstance(out, RestorerOutput)
+    assert out.image.shape == (2, 3, h, w)
+    assert out.mask.shape == (2, 1, h, w)
+    assert out.logits.shape == (2, m.cfg.num_classes)
+    assert 0 <= out.image.min() and out.image.max() <= 1
+    assert 0 <= out.mask.min() and out.mask.max() <= 1
+    assert len(out.gates) == len(out.residuals) == m.cfg.num_scales
+    for i, (g, r) in enumerate(zip(out.gates, out.residuals)):
+        f = m.cfg.stem_factor * 2 ** i
+        assert g.shape == (2, 1, -(-h // f), -(-w // f))
+        assert r.shape == (2, m.cfg.widths[i], -(-h // f), -(-w // f))
+        assert 0 <= g.min() and g.max() <= 1
+    loss = (out.image.mean() + out.logits.square().mean()
+            + sum(r.square().mean() for r in out.residuals))
+    loss.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    grads = [p.grad for p in m.parameters() if p.requires_grad and p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_small_config_odd_size_and_stride_padding():
+    m = build_model('small').eval()
+    assert m.stride == 16
+    with torch.no_grad():
+        out = m(torch.rand(1, 3, 33, 47), _emb(1, 512))
+    assert out.image.shape == (1, 3, 33, 47) and out.mask.shape == (1, 1, 33, 47)
+
+
+def test_nchw_memory_format_gives_same_result():
+    m = _model().eval()
+    x, e = torch.rand(1, 3, 40, 24), _emb()
+    with torch.no_grad():
+        a = m(x, e).image
+        m.memory_format = torch.contiguous_format
+        b = m(x, e).image
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_to_rgb3():
+    grey = torch.rand(2, 1, 8, 9)
+    rgb = to_rgb3(grey)
+    assert rgb.shape == (2, 3, 8, 9)
+    assert torch.equal(rgb[:, 0], grey[:, 0]) and torch.equal(rgb[:, 2], grey[:, 0])
+    rgba = torch.rand(2, 4, 8, 9)
+    assert torch.equal(to_rgb3(rgba), rgba[:, :3])
+    x = torch.rand(2, 3, 8, 9)
+    assert to_rgb3(x) is x
+    assert to_rgb3(torch.rand(1, 5, 5)).shape == (3, 5, 5)   # unbatched grey
+    with pytest.raises(ValueError):
+        to_rgb3(torch.rand(1, 2, 4, 4))
+    with pytest.raises(ValueError):
+        to_rgb3(torch.rand(4, 4))
+
+
+@pytest.mark.parametrize('channels', [1, 4])
+def test_grey_and_rgba_inputs(channels):
+    m = _model().eval()
+    x = torch.rand(1, channels, 21, 30)
+    with torch.no_grad():
+        out = m(x, _emb())
+        ref = m(to_rgb3(x).contiguous(), _emb())
+    assert out.image.shape == (1, 3, 21, 30)
+    torch.testing.assert_close(out.image, ref.image)
+
+
+def test_clip_embedding_conditions_output():
+    m = _model().eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        a = m(x, _emb(seed=1))
+        b = m(x, _emb(seed=2))
+    assert (a.image - b.image).abs().max() > 1e-6
+    assert (a.logits - b.logits).abs().max() > 1e-6
+
+
+def test_no_clip_prior_ignores_embedding():
+    m = _model(use_clip_prior=False).eval()
+    assert not m.needs_clip
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        a = m(x, _emb(seed=1))
+        b = m(x, _emb(seed=2))
+        c = m(x, None)
+    assert torch.equal(a.image, b.image) and torch.equal(a.image, c.image)
+    assert torch.equal(a.logits, c.logits)
+
+
+def test_missing_embedding_is_a_clear_error():
+    m = _model().eval()
+    with pytest.raises(ValueError, match='clip_embedding'):
+        m(torch.rand(1, 3, 16, 16), None)
+
+
+def test_shared_embedding_broadcasts_over_batch():
+    m = _model().eval()
+    x = torch.rand(3, 3, 16, 16)
+    e = _emb()
+    with torch.no_grad():
+        a = m(x, e)
+        b = m(x, e.expand(3, -1))
+    torch.testing.assert_close(a.image, b.image)
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(use_sar_gating=False),
+    dict(use_clip_prior=False),
+    dict(use_cwp=False),
+    dict(use_srd=False),
+    dict(use_sar_gating=False, use_clip_prior=False, use_cwp=False, use_srd=False),
+    dict(srd_dim=0),
+    dict(num_prior_tokens=0),
+])
+def test_ablations_build_and_run(overrides):
+    m = _model(**overrides)
+    x = torch.rand(1, 3, 23, 17)
+    out = m(x, _emb())
+    assert out.image.shape == x.shape
+    out.image.mean().backward()
+    if overrides.get('use_sar_gating') is False:
+        assert all(torch.equal(g, torch.ones_like(g)) for g in out.gates)
+        assert torch.equal(out.mask, torch.ones_like(out.mask))
+        assert all(not hasattr(u, 'gate') or u.gate is None for u in m.encoder.sar)
+    if overrides.get('use_srd') is False or overrides.get('srd_dim') == 0:
+        assert m.srd_head is None
+        with pytest.raises(RuntimeError):
+            m.srd_student(out.residuals, (2, 2))
+    if overrides.get('use_cwp') is False:
+        assert m.prior is None and len(m.cwp) == 0
+
+
+def test_srd_student_shape_and_grad():
+    m = _model()
+    out = m(torch.rand(2, 3, 37, 53), _emb(2))
+    s = m.srd_student(out.residuals, (7, 7))
+    assert s.shape == (2, 49, m.cfg.srd_dim)
+    s.square().mean().backward()
+    assert m.encoder.sar[0].residual[0].weight.grad is not None
+    assert m.srd_student(out.residuals, (3, 5)).shape == (2, 15, m.cfg.srd_dim)
+
+
+def test_config_json_round_trip():
+    for name, cfg in CONFIGS.items():
+        assert ModelConfig.from_json(cfg.to_json()) == cfg
+        assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+        assert get_config(name) == cfg
+    cfg = get_config('small', use_clip_prior=False, widths=[16, 32, 64, 96], srd_dim=512)
+    back = ModelConfig.from_json(cfg.to_json())
+    assert back == cfg and back.widths == (16, 32, 64, 96) and back.to_json() == cfg.to_json()
+
+
+def test_config_errors():
+    d = CONFIGS['tiny'].to_dict()
+    d['bogus'] = 1
+    with pytest.raises(ValueError, match='bogus'):
+        ModelConfig.from_dict(d)
+    with pytest.raises(ValueError):
+        get_config('nope')
+    with pytest.raises(ValueError):
+        get_config('tiny', enc_blocks=(1, 1))
+    with pytest.raises(ValueError):
+        get_config('tiny', num_classes=3)            # class_names still has 5
+    with pytest.raises(ValueError):
+        get_config('tiny', use_clip_prior=False, num_learned_tokens=0)
+    with pytest.raises(ValueError):
+        get_config('tiny', attn_heads=5)
+
+
+def test_model_from_name_and_state_dict_round_trip():
+    a = WeatherRestorer('tiny')
+    b = WeatherRestorer(ModelConfig.from_json(a.cfg.to_json()))
+    b.load_state_dict(a.state_dict())
+    x, e = torch.rand(1, 3, 16, 16), _emb()
+    with torch.no_grad():
+        torch.testing.assert_close(a.eval()(x, e).image, b.eval()(x, e).image)
+
+
+def test_profile_helpers():
+    m = _model()
+    assert count_parameters(m) > count_parameters(m, inference_only=True) > 0
+    assert 2_000 < count_parameters(m) < 50_000
+    g = gflops(m.cfg, 64, 64)
+    assert g > 0
+    # Attention is counted (the fused CPU SDPA kernel is not in torch's default flop registry).
+    assert gflops(get_config('tiny', use_cwp=False), 64, 64) < g
+    assert time_forward(m.cfg, 32, 32, threads=1, iters=1, warmup=0) > 0
+
+
+def test_presets_respect_budgets():
+    # TransWeather: 59.5 GFLOPs at 640x480 (2 x MACs convention as here).
+    assert gflops('base', 480, 640) <= 59.5
+    assert gflops('small', 480, 640) <= 5.0
+    n = count_parameters(build_model('small'), inference_only=True)
+    assert 500_000 <= n <= 2_000_000
+
+
+def test_torch_export_matches_eager():
+    # No data-dependent control flow: the graph exports (and traces) at a fixed input size.
+    m = _model().eval()
+    x, e = torch.rand(1, 3, 48, 40), _emb()
+    ep = torch.export.export(m, (x, e))
+    with torch.no_grad():
+        torch.testing.assert_close(ep.module()(x, e).image, m(x, e).image)
