@@ -26,9 +26,9 @@ def holdout_dataset(class_names=DEFAULT_WEATHER_CLASSES, seed: int = 1234,
 
 
 def training_photo_sources(entries) -> list:
-    """Clean-photo sources for training: folders, files, and ``samples`` (the shipped photos
-    except the held-out ones). Returns RGB arrays and paths for SyntheticWeatherDataset."""
-    from .data.common import list_images
+    """Clean photos for training, decoded (RGB uint8): folders, files, and ``samples`` (the
+    shipped photos except the held-out ones)."""
+    from .data.common import list_images, read_rgb
     from .synth.samples import SAMPLE_FILES, sample_images
     if isinstance(entries, (str, Path)):
         entries = [entries]
@@ -40,12 +40,14 @@ def training_photo_sources(entries) -> list:
             continue
         path = Path(entry).expanduser()
         if path.is_dir():
-            out += [str(path / rel) for rel in list_images(path, recursive=True)]
+            files = [path / rel for rel in list_images(path, recursive=True)]
         elif path.is_file():
-            out.append(str(path))
+            files = [path]
         else:
             raise FileNotFoundError(f'clean photo source not found: {path} (for the shipped '
                                     'model run tools/fetch_training_photos.py first)')
+        # Decoded once here: re-reading PNGs for every crop starves the training loop.
+        out += [read_rgb(f) for f in files]
     if not out:
         raise ValueError('no clean training photos')
     return out

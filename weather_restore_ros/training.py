@@ -336,7 +336,7 @@ class Trainer:
                 self.step += 1
                 self.wall_time = time.time() - t_start
                 for k, v in {'total': total, **terms}.items():
-                    running[k] = running.get(k, 0.0) + float(v)
+                    running[k] = running.get(k, 0.0) + float(v.detach())
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == end:
                     means = {f'loss/{k}': v / cfg.log_every for k, v in running.items()}

@@ -31,14 +31,16 @@ def _severity_range(text: str) -> tuple[float, float]:
     return parts[0], parts[1]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}')
-    return value
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'expected an integer >= {minimum}, got {text!r}')
+        return value
+    return parse
 
 
 def register(subparsers) -> None:
@@ -53,12 +55,12 @@ def register(subparsers) -> None:
     p.add_argument('--weathers', default=DEFAULT_WEATHERS,
                    help='comma-separated effects or +combinations, from rain, snow, fog, '
                         f'raindrop, clear (default: {DEFAULT_WEATHERS})')
-    p.add_argument('--per-image', type=_positive_int, default=1, metavar='N',
+    p.add_argument('--per-image', type=_int_at_least(1), default=1, metavar='N',
                    help='samples per image and weather (default: 1)')
     p.add_argument('--severity', type=_severity_range, default=(0.3, 1.0), metavar='LO:HI',
                    help='severity range in [0, 1], or one value (default: 0.3:1.0)')
     p.add_argument('--seed', type=int, default=0, help='base seed (default: 0)')
-    p.add_argument('--max-side', type=int, default=0, metavar='PX',
+    p.add_argument('--max-side', type=_int_at_least(0), default=0, metavar='PX',
                    help='downscale images whose longer side exceeds PX first (default: keep)')
     p.add_argument('--contact-sheet', action='store_true',
                    help=f'also write OUT_DIR/contact_sheet.png (first {SHEET_MAX_ROWS} images)')

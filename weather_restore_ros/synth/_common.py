@@ -20,7 +20,7 @@ REF_AREA = 640 * 480
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """Any HxW, HxWx1, HxWx3 or HxWx4 image -> HxWx3 uint8 RGB (the input itself when it already is).
+    """Any HxW, HxWx1, HxWx3 or HxWx4 image -> HxWx3 uint8 RGB (the input itself if it is one).
 
     uint16 is scaled down by 257; floats are taken as [0, 1] and clipped; alpha is dropped.
     """
@@ -28,7 +28,8 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         img = img[:, :, None]
     if img.ndim != 3 or img.shape[2] not in (1, 3, 4) or img.shape[0] < 1 or img.shape[1] < 1:
-        raise ValueError(f'expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {np.shape(image)}')
+        raise ValueError('expected an HxW, HxWx1, HxWx3 or HxWx4 image, '
+                         f'got shape {np.shape(image)}')
     if img.dtype == np.uint8:
         pass
     elif img.dtype == np.uint16:
@@ -49,13 +50,14 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def make_rng(rng) -> tuple[np.random.Generator, int | None]:
-    """(generator, seed): an int seeds a fresh generator; a Generator is used (and advanced) as is."""
+    """(generator, seed): an int seeds a fresh generator; a Generator is used (and advanced)."""
     if isinstance(rng, np.random.Generator):
         return rng, None
     if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng)), int(rng)
     if rng is None:
-        raise TypeError('rng must be a numpy Generator or an int seed (None would not be reproducible)')
+        raise TypeError('rng must be a numpy Generator or an int seed '
+                        '(None would not be reproducible)')
     raise TypeError(f'rng must be a numpy Generator or an int seed, got {type(rng).__name__}')
 
 
@@ -75,11 +77,6 @@ def to_srgb_uint8(lin: np.ndarray) -> np.ndarray:
     """float32 linear-ish -> uint8 (clipped, rounded)."""
     x = cv2.max(lin.astype(np.float32, copy=False), 0.0)  # convertScaleAbs saturates above 1
     return cv2.convertScaleAbs(cv2.sqrt(x), alpha=255.0)
-
-
-def to_srgb_float(lin: np.ndarray) -> np.ndarray:
-    """float32 linear-ish -> float32 display values in [0, 1]."""
-    return cv2.sqrt(np.clip(lin, 0.0, 1.0).astype(np.float32, copy=False))
 
 
 def expand3(x: np.ndarray) -> np.ndarray:
@@ -133,7 +130,7 @@ def size_scales(h: int, w: int) -> tuple[float, float]:
 
 
 def blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur whose cost does not grow with sigma (large sigmas run on a downscaled copy)."""
+    """Gaussian blur whose cost does not grow with sigma (large sigmas run on a smaller copy)."""
     if sigma < 0.3:
         return img
     h, w = img.shape[:2]

@@ -17,11 +17,13 @@ from ._common import blur, luminance, mix, smooth_noise
 
 
 _WORK_SHORT_SIDE = 160  # depth and forward scattering are smooth: work on a smaller copy
+_GLOW_FRACTION = 12.0  # glow radius (sigma) as a fraction of the short side
+_GLOW_GAIN = 0.6
 _MAX_WORK_FACTOR = 4  # ... but not so small that the forward-scattering blur gets too wide
 
 
 def _work_copy(lin: np.ndarray) -> np.ndarray:
-    """The image shrunk by an integer factor (fast INTER_AREA) to about 160 px on its short side."""
+    """The image shrunk by an integer factor (fast INTER_AREA) to ~160 px on its short side."""
     h, w = lin.shape[:2]
     k = int(min(_MAX_WORK_FACTOR, max(1, min(h, w) // _WORK_SHORT_SIDE)))
     if k == 1:
@@ -87,11 +89,13 @@ def apply(lin: np.ndarray, rng: np.random.Generator, severity: float) -> tuple[n
     grey = float(rng.uniform(0.72, 0.95))
     tint = rng.normal(0.0, 0.006, 3)
     tint[2] += float(rng.uniform(0.0, 0.02))  # neutral to slightly blue-ish
-    airlight_srgb = np.clip(grey + tint, 0.55, 1.0)
-    airlight = (airlight_srgb ** 2).astype(np.float32)  # linear-ish (gamma 2, see _common)
-
     h, w = lin.shape[:2]
     small = _work_copy(lin)  # also the forward-scattering blur of the scene
+    # The airlight is ambient light: a night scene gets a darker, grey fog.
+    brightness = float(cv2.sqrt(np.clip(luminance(small), 0, 1)).mean())
+    light = float(np.clip(0.45 + 1.6 * brightness, 0.5, 1.0))
+    airlight_srgb = np.clip(grey + tint, 0.55, 1.0) * light
+    airlight = (airlight_srgb ** 2).astype(np.float32)  # linear-ish (gamma 2, see _common)
     d, dp = _depth(small, rng, None)
     t = np.exp(-beta * d).astype(np.float32)
     # Forward scattering softens what is seen through the fog: mix in the blurred scene with
@@ -100,7 +104,11 @@ def apply(lin: np.ndarray, rng: np.random.Generator, severity: float) -> tuple[n
     # where ``scattered`` (soft and airlight only) is smooth and built at low resolution.
     kt = 0.8 * (1.0 - t) * t
     one_t = 1.0 - t
-    scattered = (small * kt[:, :, None] + airlight * one_t[:, :, None]) \
+    # In-scattered light: the ambient airlight plus light scattered from nearby bright parts of
+    # the scene (lamps and bright sky glow into the fog around them).
+    glow = blur(small, min(small.shape[:2]) / _GLOW_FRACTION)
+    inscatter = np.minimum(airlight + _GLOW_GAIN * glow, 1.0)
+    scattered = (small * kt[:, :, None] + inscatter * one_t[:, :, None]) \
         / np.maximum(kt + one_t, 1e-6)[:, :, None]
     params = {'beta': round(beta, 4), 'airlight': [round(float(a), 4) for a in airlight_srgb],
               't_min': round(float(t.min()), 4), 't_mean': round(float(t.mean()), 4)}

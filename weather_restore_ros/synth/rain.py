@@ -54,7 +54,10 @@ def rain_streak_map(h: int, w: int, rng: np.random.Generator, severity: float,
 
 
 def apply(lin: np.ndarray, rng: np.random.Generator, severity: float) -> tuple[np.ndarray, dict]:
-    """Rain on a float32 linear-light RGB image; returns (image, params)."""
+    """Rain on a float32 linear-light RGB image; returns (image, params).
+
+    ``wind_deg``: streak angle from vertical, positive = leaning right going down.
+    """
     h, w = lin.shape[:2]
     wind = float(np.clip(rng.normal(0.0, 14.0), -40.0, 40.0))
     ambient, local = ambient_light(lin)

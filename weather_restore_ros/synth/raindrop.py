@@ -21,7 +21,8 @@ _MIN_WORK_SIDE = 120  # the drop layer is rendered at half resolution above twic
 _MAX_DROPS = 255  # labels are uint8 so per-drop values can be looked up with cv2.LUT
 
 
-def drop_labels(h: int, w: int, rng: np.random.Generator, severity: float) -> tuple[np.ndarray, dict]:
+def drop_labels(h: int, w: int, rng: np.random.Generator,
+                severity: float) -> tuple[np.ndarray, dict]:
     """Label image (uint8 HxW, 0 = no drop, i = drop i) and per-drop geometry arrays."""
     short = min(h, w)
     aspect_area = (h * w) / (short * short) / (4.0 / 3.0)
@@ -38,8 +39,8 @@ def drop_labels(h: int, w: int, rng: np.random.Generator, severity: float) -> tu
     phase = rng.uniform(0, 2 * np.pi, (n_max, len(_HARMONICS)))[:n]
 
     phi = np.linspace(0, 2 * np.pi, _BOUNDARY_POINTS, endpoint=False)
-    wobble = 1.0 + np.einsum('nk,nkp->np', amp, np.cos(_HARMONICS[None, :, None] * phi[None, None, :]
-                                                      + phase[:, :, None]))
+    angles = _HARMONICS[None, :, None] * phi[None, None, :] + phase[:, :, None]  # (n, K, P)
+    wobble = 1.0 + np.einsum('nk,nkp->np', amp, np.cos(angles))
     rx = (r / np.sqrt(elong))[:, None] * wobble * np.cos(phi)[None]
     ry = (r * np.sqrt(elong))[:, None] * wobble * np.sin(phi)[None]
     ct, st = np.cos(tilt)[:, None], np.sin(tilt)[:, None]
@@ -72,7 +73,8 @@ def apply(lin: np.ndarray, rng: np.random.Generator, severity: float) -> tuple[n
     edge_sigma = max(0.6, short * lerp(0.002, 0.005, severity) * (1.0 + 4.0 * defocus))
     params = {'count': n, 'radius_px_mean': round(float(geo['r'].mean()), 2) if n else 0.0,
               'radius_px_max': round(float(geo['r'].max()), 2) if n else 0.0,
-              'defocus': round(defocus, 3), 'content_blur_px': round(content_sigma, 2), 'edge_blur_px': round(edge_sigma, 2)}
+              'defocus': round(defocus, 3), 'content_blur_px': round(content_sigma, 2),
+              'edge_blur_px': round(edge_sigma, 2)}
     inside = labels > 0
     coverage = float(np.count_nonzero(inside)) / (h * w)
     params['coverage'] = round(coverage, 4)

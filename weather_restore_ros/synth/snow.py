@@ -78,10 +78,12 @@ def apply(lin: np.ndarray, rng: np.random.Generator, severity: float) -> tuple[n
     airlight = float(np.clip(0.55 + 0.6 * ambient, 0.5, 0.92))
     alpha, sp = snow_map(h, w, rng, severity, wind, wind_speed)
     radiance = np.clip(0.55 + 0.8 * local, 0.0, 1.0)
-    # veiled = lin * (1 - veil) + airlight * veil, then out = veiled * (1 - alpha) + radiance * alpha,
-    # i.e. lin * keep + (grey mix of airlight and flake radiance) * (1 - keep).
+    # veiled = lin * (1 - veil) + airlight * veil, then
+    # out = veiled * (1 - alpha) + radiance * alpha
+    #     = lin * keep + (grey mix of airlight and flake radiance) * (1 - keep).
     keep = (1.0 - alpha) * np.float32(1.0 - veil)
-    grey = ((1.0 - alpha) * np.float32(airlight * veil) + radiance * alpha) / np.maximum(1.0 - keep, 1e-6)
+    grey = ((1.0 - alpha) * np.float32(airlight * veil) + radiance * alpha) \
+        / np.maximum(1.0 - keep, 1e-6)
     out = mix(lin, grey, keep)
     params = {'wind_deg': round(wind, 2), 'wind_speed': round(wind_speed, 3),
               'veil': round(veil, 4), 'airlight': round(airlight, 4)}
