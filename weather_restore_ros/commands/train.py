@@ -16,6 +16,10 @@ def register(sub) -> None:
     p.add_argument('--resume', action='store_true',
                    help='continue from out_dir/last.safetensors + train_state.pt')
     p.add_argument('--num-workers', type=int, help='override data loader workers')
+    p.add_argument('--threads', type=int,
+                   help='CPU threads for torch (default: torch decides). On a shared machine '
+                        'use fewer threads than free cores: OpenMP barriers stall badly when a '
+                        'thread is descheduled')
     p.set_defaults(func=run)
 
 
@@ -23,6 +27,9 @@ def run(args) -> int:
     import json
 
     from ..training import TrainConfig, train
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     cfg = TrainConfig.from_yaml(args.config, out_dir=args.out_dir, steps=args.steps,
                                 batch_size=args.batch_size, num_workers=args.num_workers)
     summary = train(cfg, resume=args.resume, device=args.device)

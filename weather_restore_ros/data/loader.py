@@ -77,6 +77,11 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: i
         sampler = None
     g = torch.Generator()
     g.manual_seed(int(seed))
+    if num_workers > 0:
+        # Forked workers inherit OpenCV's and OpenMP's thread pools mid-state and can hang on
+        # their first cv2 call (seen here: a worker stuck in cv2.setNumThreads); spawned ones
+        # start clean. The cost is one interpreter start per worker per epoch.
+        kwargs.setdefault('multiprocessing_context', 'spawn')
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
                       num_workers=num_workers, drop_last=drop_last, pin_memory=pin_memory,
                       worker_init_fn=_worker_init if num_workers > 0 else None, generator=g,
