@@ -1,59 +1,77 @@
 """Restore one camera (or several, with ``cameras:=[front,rear]``).
 
     ros2 launch weather_restore_ros restore.launch.py input_topic:=/camera/image_raw
+    ros2 launch weather_restore_ros restore.launch.py namespace:=car cameras:='[front, rear]'
+
+Launch arguments left empty (cameras, device) keep the params file's value; set, they override it.
+``input_topic``/``output_topic`` remap the single-camera topics (``image_raw`` and
+``image_raw/compressed`` follow ``input_topic``); with ``cameras`` the topics are
+``<namespace>/<camera>/image_raw`` -> ``<namespace>/<camera>/image_restored``.
 """
 import os
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+
+PACKAGE = 'weather_restore_ros'
+
+
+def _node(context, *args, **kwargs):
+    """Built at launch time, so that empty arguments can leave the params file's values alone."""
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+
+    overrides = {'use_sim_time': arg('use_sim_time').lower() in ('true', '1', 'yes')}
+    if arg('cameras').strip():
+        cameras = yaml.safe_load(arg('cameras'))
+        cameras = [cameras] if isinstance(cameras, str) else cameras
+        overrides['cameras'] = [str(c) for c in cameras] or ['']
+    if arg('device').strip():
+        overrides['device'] = arg('device')
+    inp, out = arg('input_topic'), arg('output_topic')
+    return [Node(
+        package=PACKAGE,
+        executable='restore_node',
+        name='weather_restore',
+        namespace=arg('namespace'),
+        output='screen',
+        emulate_tty=True,
+        parameters=[arg('params_file'), overrides],
+        remappings=[
+            ('image_raw', inp),
+            ('image_raw/compressed', inp + '/compressed'),
+            ('image_restored', out),
+            ('image_restored/compressed', out + '/compressed'),
+        ],
+        arguments=['--ros-args', '--log-level', arg('log_level')],
+    )]
 
 
 def generate_launch_description():
-    share = get_package_share_directory('weather_restore_ros')
-    args = [
+    share = get_package_share_directory(PACKAGE)
+    return LaunchDescription([
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of the node and its topics'),
-        DeclareLaunchArgument('cameras', default_value="['']",
-                              description="camera namespaces, e.g. [front,rear]; [''] = one "
-                                          'camera in the node namespace'),
+        DeclareLaunchArgument('cameras', default_value='',
+                              description="camera namespaces, e.g. '[front, rear]'; empty = the "
+                                          "params file's (default: one camera in the namespace)"),
         DeclareLaunchArgument('input_topic', default_value='image_raw',
-                              description='single-camera input remap (image_raw -> this)'),
+                              description='single-camera input (remaps image_raw and '
+                                          'image_raw/compressed)'),
         DeclareLaunchArgument('output_topic', default_value='image_restored',
-                              description='single-camera output remap'),
+                              description='single-camera output (remaps image_restored)'),
         DeclareLaunchArgument('params_file',
                               default_value=os.path.join(share, 'config', 'restore.yaml'),
                               description='node parameters (YAML)'),
-        DeclareLaunchArgument('device', default_value='auto',
-                              description='auto | cpu | cuda | cuda:N'),
+        DeclareLaunchArgument('device', default_value='',
+                              description="auto | cpu | cuda | cuda:N; empty = the params file's"),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='use /clock (bag replay with --clock)'),
         DeclareLaunchArgument('log_level', default_value='info',
                               description='debug | info | warn | error'),
-    ]
-    node = Node(
-        package='weather_restore_ros',
-        executable='restore_node',
-        name='weather_restore',
-        namespace=LaunchConfiguration('namespace'),
-        output='screen',
-        emulate_tty=True,
-        parameters=[
-            LaunchConfiguration('params_file'),
-            {
-                'device': LaunchConfiguration('device'),
-                'cameras': ParameterValue(LaunchConfiguration('cameras'), value_type=list),
-                'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
-                                               value_type=bool),
-            },
-        ],
-        remappings=[
-            ('image_raw', LaunchConfiguration('input_topic')),
-            ('image_restored', LaunchConfiguration('output_topic')),
-        ],
-        arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
-    )
-    return LaunchDescription(args + [node])
+        OpaqueFunction(function=_node),
+    ])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -78,10 +79,18 @@ class _Camera:
     pub_label: object = None
     pub_label_info: object = None
     subscription: object = None
+    topic: str = ''              # the subscription's resolved (remapped) name
     input_encoding: str = 'rgb8'
 
 
 class RestoreNode(LifecycleNode):
+    """Lifecycle: configure loads and warms the model and creates the topics, activate starts the
+    inference thread, deactivate stops it, cleanup frees the model (and GPU memory).
+
+    ``self.p`` is a plain dict snapshot of the parameters, replaced (never mutated) by the
+    set-parameters callback, so the inference thread always reads one consistent set.
+    """
+
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
         P.declare_all(self)
@@ -93,8 +102,10 @@ class RestoreNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._running = False
         self._active = False
+        self._activated_at: float | None = None
         self._startup_ms = 0.0
-        self._warned_typed_topic = False
+        # Registered after declaring: start-up values are checked in on_configure instead, so a
+        # bad value fails the transition with a message rather than raising in the constructor.
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics,
@@ -108,6 +119,10 @@ class RestoreNode(LifecycleNode):
 
         t0 = time.perf_counter()
         p = self.p
+        check = P.validate_values(p)
+        if not check.successful:
+            self.get_logger().error(f'invalid parameter: {check.reason}')
+            return TransitionCallbackReturn.FAILURE
         try:
             self.engine = RestorationEngine.from_checkpoint(
                 p['checkpoint'] or None, clip_model=p['clip_model'] or None,
@@ -121,32 +136,45 @@ class RestoreNode(LifecycleNode):
             self.get_logger().error(f'cannot load the restoration model: {exc}')
             return TransitionCallbackReturn.FAILURE
         self._startup_ms = (time.perf_counter() - t0) * 1e3
+        if not self.context.ok():  # Ctrl-C while loading: no topics to create, nothing to say
+            self.engine = None
+            return TransitionCallbackReturn.FAILURE
         self.get_logger().info(
-            f'model loaded on {self.engine.device} ({p["precision"]} -> {self.engine.dtype}) in '
-            f'{self._startup_ms:.0f} ms (warm-up {self.engine.warmup_ms:.0f} ms); '
-            f'classes: {", ".join(self.engine.class_names)}')
+            f'model loaded on {self.engine.device} ({_dtype_name(self.engine.dtype)}, precision '
+            f'{p["precision"]}) in {self._startup_ms:.0f} ms, warm-up included '
+            f'({self.engine.warmup_ms:.0f} ms); classes: {", ".join(self.engine.class_names)}')
         names = list(dict.fromkeys(c.strip('/') for c in p['cameras'])) or ['']
-        for name in names:
-            self.cameras[name] = self._make_camera(name)
+        try:
+            for name in names:
+                self.cameras[name] = self._make_camera(name)
+        except Exception as exc:  # e.g. a camera name that is not a valid topic name
+            self.get_logger().error(f'cannot create the topics of cameras {names}: {exc}')
+            self._release()
+            return TransitionCallbackReturn.FAILURE
         if Classification is None:
-            self.get_logger().warn(
+            self.get_logger().warning(
                 'vision_msgs is not installed: the typed weather topic (Classification) is off; '
                 'weather/label (std_msgs/String) is still published')
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._cv:
+            self._pending.clear()  # frames from before a deactivate are stale
+        self._activated_at = time.monotonic()
         self._running = True
         self._worker = threading.Thread(target=self._inference_loop, name='inference',
                                         daemon=True)
         self._worker.start()
         self._active = True
-        topics = ', '.join(c.subscription.topic_name for c in self.cameras.values())
+        topics = ', '.join(c.topic for c in self.cameras.values())
         self.get_logger().info(f'restoring {topics}')
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
         self._stop_worker()
+        with self._cv:
+            self._pending.clear()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -159,9 +187,16 @@ class RestoreNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Stop the inference thread first: it must not publish on destroyed publishers."""
+        self._active = False
+        self._stop_worker()
+        super().destroy_node()
+
     def _release(self) -> None:
-        for cam in self.cameras.values():
-            self.destroy_subscription(cam.subscription)
+        for cam in list(self.cameras.values()):
+            if cam.subscription is not None:
+                self.destroy_subscription(cam.subscription)
             for pub in (cam.pub_image, cam.pub_compressed, cam.pub_mask, cam.pub_weather,
                         cam.pub_label, cam.pub_label_info):
                 if pub is not None:
@@ -209,10 +244,11 @@ class RestoreNode(LifecycleNode):
         msg_type = CompressedImage if compressed else Image
         topic = pre + ('image_raw/compressed' if compressed else 'image_raw')
         events = SubscriptionEventCallbacks(
-            incompatible_qos=lambda event, t=topic: self._on_incompatible_qos(t, event))
+            incompatible_qos=lambda event, c=cam: self._on_incompatible_qos(c, event))
         cam.subscription = self.create_subscription(
             msg_type, topic, lambda msg, n=name: self._on_frame(n, msg),
             input_qos(p['input_qos']), event_callbacks=events)
+        cam.topic = cam.subscription.topic_name
         return cam
 
     def _label_info(self):
@@ -223,13 +259,17 @@ class RestoreNode(LifecycleNode):
         msg.threshold = 0.0
         return msg
 
-    def _on_incompatible_qos(self, topic: str, event) -> None:
-        other = ('reliable' if self.p['input_qos'] != 'reliable' else 'sensor_data')
-        self.get_logger().warn(
-            f'a publisher on {topic} has a QoS incompatible with this subscription '
-            f'(input_qos={self.p["input_qos"]}, policy {event.last_policy_kind}); no frames will '
-            f'arrive from it. Set input_qos:={other} or change the publisher.',
-            throttle_duration_sec=10.0)
+    def _on_incompatible_qos(self, cam: _Camera, event) -> None:
+        """A publisher that can never reach us is the classic "node runs, no output" case:
+        say which policy and what to change (rclpy's default warning names neither)."""
+        policy = _policy_name(event.last_policy_kind)
+        hint = ('set input_qos:=sensor_data (best effort matches every publisher)'
+                if policy == 'RELIABILITY' and self.p['input_qos'] != 'sensor_data'
+                else 'change the publisher QoS or input_qos')
+        self.get_logger().warning(
+            f'incompatible QoS: a publisher on {cam.topic} cannot reach this '
+            f'subscription (input_qos={self.p["input_qos"]}, offending policy: {policy}); no '
+            f'frames will arrive from it: {hint}', throttle_duration_sec=10.0)
 
     def _on_frame(self, camera: str, msg) -> None:
         """Executor thread: keep only the newest frame; never wait for inference."""
@@ -245,31 +285,35 @@ class RestoreNode(LifecycleNode):
 
     # ------------------------------------------------------------------ inference
     def _inference_loop(self) -> None:
+        """Worker thread: take every pending frame (at most one per camera) and restore them."""
         while self._running:
             with self._cv:
                 while self._running and not self._pending:
                     self._cv.wait(timeout=0.5)
                 batch, self._pending = self._pending, {}
-            if batch:
-                try:
-                    self._process(batch)
-                except Exception as exc:  # keep serving: log, count, go on
-                    self.get_logger().error(f'inference failed: {exc!r}',
-                                            throttle_duration_sec=5.0)
-                    for name in batch:
-                        self.cameras[name].stats.on_bad_input('inference_error')
+            if not batch or not self._running:
+                continue
+            try:
+                self._process(batch)
+            except Exception as exc:  # a bug or a failed publish: log, count, keep serving
+                if not self.context.ok():
+                    return  # shutting down (Ctrl-C): publishers are gone, nothing to report
+                self.get_logger().error(f'frame processing failed: {exc!r}',
+                                        throttle_duration_sec=5.0)
+                for name in batch:
+                    if name in self.cameras:
+                        self.cameras[name].stats.on_bad_input('internal_error')
 
     def _process(self, batch: dict[str, tuple[object, float]]) -> None:
         frames, meta = [], []
         for name, (msg, received) in batch.items():
-            cam = self.cameras[name]
+            cam = self.cameras.get(name)
+            if cam is None:
+                continue
             try:
                 rgb = self._decode(cam, msg)
             except ImageConversionError as exc:
-                reason = _reason(exc)
-                cam.stats.on_bad_input(reason)
-                self.get_logger().warn(f'{cam.prefix}image_raw: skipped frame ({exc})',
-                                       throttle_duration_sec=5.0)
+                self._bad_frame(cam, _reason(exc), exc)
                 continue
             if not self.p['enabled']:
                 self._publish_image(cam, msg.header, rgb, passthrough_msg=msg)
@@ -279,24 +323,50 @@ class RestoreNode(LifecycleNode):
             meta.append((cam, msg.header, received))
         if not frames:
             return
-        results = self.engine.restore_batch(frames)
-        for (cam, header, received), result in zip(meta, results):
+        for (cam, header, received), result in zip(meta, self._restore(frames, meta)):
+            if result is None:
+                continue
             self._publish(cam, header, result)
             cam.stats.on_output(received, skipped_clear=result.skipped, weather=result.label,
                                 weather_score=result.scores[result.label])
 
+    def _restore(self, frames, meta) -> list:
+        """One batch for all cameras; if it fails, retry frame by frame so that one frame the
+        engine rejects costs only its own camera its output (None for the failed ones)."""
+        try:
+            return self.engine.restore_batch(frames)
+        except Exception as exc:
+            if len(frames) == 1:
+                self._bad_frame(meta[0][0], 'inference_error', exc)
+                return [None]
+        results = []
+        for frame, (cam, _, _) in zip(frames, meta):
+            try:
+                results.append(self.engine.restore_batch([frame])[0])
+            except Exception as exc:
+                self._bad_frame(cam, 'inference_error', exc)
+                results.append(None)
+        return results
+
+    def _bad_frame(self, cam: _Camera, reason: str, exc: Exception) -> None:
+        cam.stats.on_bad_input(reason)
+        self.get_logger().warning(f'{cam.topic}: skipped a frame ({exc})',
+                                  throttle_duration_sec=5.0)
+
     def _decode(self, cam: _Camera, msg):
         if isinstance(msg, CompressedImage):
-            cam.input_encoding = 'bgr8'
             rgb = imaging.compressed_to_rgb(msg)
+            encoding = 'bgr8'  # what an image_transport subscriber would most likely get
         else:
+            # Checked before converting: a corrupt header must not make us allocate gigabytes.
             if msg.height * msg.width > MAX_INPUT_PIXELS:
                 raise ImageConversionError(
                     f'oversized frame {msg.width}x{msg.height} (limit {MAX_INPUT_PIXELS} px)')
-            cam.input_encoding = msg.encoding
             rgb = imaging.image_to_rgb(msg)
+            encoding = msg.encoding
         if rgb.shape[0] * rgb.shape[1] > MAX_INPUT_PIXELS:
             raise ImageConversionError(f'oversized frame {rgb.shape[1]}x{rgb.shape[0]}')
+        cam.input_encoding = encoding
         return rgb
 
     def _publish(self, cam: _Camera, header, result) -> None:
@@ -334,22 +404,25 @@ class RestoreNode(LifecycleNode):
                    scene_cut_threshold=p['prior.scene_cut_threshold'], ema=p['prior.ema'])
 
     def _on_set_parameters(self, params):
+        """Runtime parameters take effect at once; rclpy has already rejected read-only ones
+        ("Trying to set a read-only parameter") and out-of-range values from the descriptors."""
         result = P.validate(params)
         if not result.successful:
             return result
         new = dict(self.p)
         new.update({q.name: q.value for q in params if q.name in P.BY_NAME})
-        if self.engine is not None:
+        engine = self.engine
+        if engine is not None:
             from ..prior_cache import RefreshPolicy
-            try:
-                policy = self._refresh_policy(new, RefreshPolicy)
-            except ValueError as exc:
-                result.successful, result.reason = False, str(exc)
-                return result
-            self.engine.refresh_policy = policy
-            self.engine.skip_clear_threshold = new['skip_clear_threshold']
-            self.engine.max_pixels = new['max_frame_pixels']
-            self.engine.oversize = new['oversize']
+            if any(q.name.startswith('prior.') for q in params):
+                try:
+                    policy = self._refresh_policy(new, RefreshPolicy)
+                except ValueError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
+                engine.refresh_policy = policy  # every camera's cache follows
+            engine.skip_clear_threshold = new['skip_clear_threshold']
+            engine.max_pixels = new['max_frame_pixels']
+            engine.oversize = new['oversize']
         self.p = new
         return result
 
@@ -363,55 +436,79 @@ class RestoreNode(LifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
+        """One status for the engine, one per camera (REP-107 style: name, level, key/values)."""
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         name = self.get_fully_qualified_name()
+        engine = self.engine
         node = DiagnosticStatus(name=f'{name}: engine', hardware_id=name)
-        if self.engine is None:
+        if engine is None:
             node.level, node.message = DiagnosticStatus.WARN, 'model not loaded (unconfigured)'
         else:
             node.level = DiagnosticStatus.OK
             node.message = 'active' if self._active else 'inactive'
-            node.hardware_id = str(self.engine.device)
-            node.values = _kv(device=self.engine.device, precision=self.engine.dtype,
-                              startup_ms=round(self._startup_ms), enabled=self.p['enabled'],
+            node.hardware_id = str(engine.device)
+            node.values = _kv(device=engine.device, precision=_dtype_name(engine.dtype),
+                              startup_ms=round(self._startup_ms),
+                              warmup_ms=round(engine.warmup_ms), enabled=self.p['enabled'],
                               cameras=len(self.cameras))
         msg.status.append(node)
         timeout = self.p['input_timeout_s']
-        for cam in self.cameras.values():
-            s = cam.stats.snapshot()
-            status = DiagnosticStatus(name=f'{name}: camera {cam.name or "default"}',
-                                      hardware_id=cam.subscription.topic_name)
-            silent = s['silent_s'] is None or s['silent_s'] > timeout
-            if self._active and silent:
-                status.level = DiagnosticStatus.ERROR
-                status.message = (f'no frame on {cam.subscription.topic_name} for '
-                                  f'{timeout:g} s' if s['silent_s'] is not None
-                                  else f'no frame received on {cam.subscription.topic_name}')
-            elif sum(s['bad_input'].values()):
-                status.level, status.message = DiagnosticStatus.WARN, 'bad input frames skipped'
-            else:
-                status.level, status.message = DiagnosticStatus.OK, 'restoring'
-            cache = self.engine.cache(cam.name) if self.engine is not None else None
-            prior = cache.stats() if cache is not None else {}
-            status.values = _kv(
-                input_rate_hz=round(s['input_rate_hz'], 2),
-                output_rate_hz=round(s['output_rate_hz'], 2),
-                latency_p50_ms=_round(s['latency_p50_ms']),
-                latency_p95_ms=_round(s['latency_p95_ms']),
-                received=s['received'], published=s['published'], dropped=s['dropped'],
-                skipped_clear=s['skipped_clear'], passthrough=s['passthrough'],
-                bad_input=sum(s['bad_input'].values()),
-                **{f'bad_input.{k}': v for k, v in sorted(s['bad_input'].items())},
-                prior_age_s=_round(prior.get('age_s')),
-                prior_refreshes=prior.get('refreshes', 0),
-                weather=s['weather'], weather_score=round(s['weather_score'], 3))
-            msg.status.append(status)
+        streams = engine.streams() if engine is not None else []
+        for cam in list(self.cameras.values()):
+            msg.status.append(self._camera_status(name, cam, engine, streams, timeout))
         self._diag_pub.publish(msg)
+
+    def _camera_status(self, name, cam: _Camera, engine, streams, timeout) -> DiagnosticStatus:
+        s = cam.stats.snapshot()
+        topic = cam.topic
+        status = DiagnosticStatus(name=f'{name}: camera {cam.name or "default"}',
+                                  hardware_id=topic)
+        silent = s['silent_s']
+        if silent is None and self._activated_at is not None:
+            silent = time.monotonic() - self._activated_at  # nothing yet: silent since activate
+        if self._active and silent is not None and silent > timeout:
+            status.level = DiagnosticStatus.ERROR
+            status.message = (f'no frame on {topic} for {silent:.1f} s' if s['received']
+                              else f'no frame received on {topic} since activation')
+        elif s['bad_input_recent']:
+            status.level = DiagnosticStatus.WARN
+            status.message = f'{s["bad_input_recent"]} bad input frame(s) skipped recently'
+        else:
+            status.level, status.message = DiagnosticStatus.OK, 'restoring'
+        # Only read an existing prior: engine.cache() would create the stream on this thread.
+        prior = engine.cache(cam.name).stats() if cam.name in streams else {}
+        status.values = _kv(
+            input_rate_hz=round(s['input_rate_hz'], 2),
+            output_rate_hz=round(s['output_rate_hz'], 2),
+            latency_p50_ms=_round(s['latency_p50_ms']),
+            latency_p95_ms=_round(s['latency_p95_ms']),
+            received=s['received'], published=s['published'], dropped=s['dropped'],
+            skipped_clear=s['skipped_clear'], passthrough=s['passthrough'],
+            bad_input=sum(s['bad_input'].values()),
+            **{f'bad_input.{k}': v for k, v in sorted(s['bad_input'].items())},
+            prior_age_s=_round(prior.get('age_s')),
+            prior_refreshes=prior.get('refreshes', 0),
+            weather=s['weather'], weather_score=round(s['weather_score'], 3))
+        return status
 
 
 def _kv(**values) -> list[KeyValue]:
     return [KeyValue(key=k, value='' if v is None else str(v)) for k, v in values.items()]
+
+
+def _dtype_name(dtype) -> str:
+    return {'torch.float32': 'fp32', 'torch.float16': 'fp16',
+            'torch.bfloat16': 'bf16'}.get(str(dtype), str(dtype))
+
+
+def _policy_name(kind) -> str:
+    """'RELIABILITY' from a QoSPolicyKind or its int value (rclpy versions differ)."""
+    try:
+        from rclpy.qos import QoSPolicyKind
+        return QoSPolicyKind(int(kind)).name
+    except Exception:
+        return str(kind)
 
 
 def _round(v, nd=1):
@@ -423,37 +520,52 @@ def _publishable(encoding: str) -> str:
     return encoding if encoding in imaging.OUTPUT_ENCODINGS else 'rgb8'
 
 
+# (text in imaging's ImageConversionError message, counter key in diagnostics)
+_REASONS = (('oversized', 'oversized'), ('unsupported image encoding', 'unsupported_encoding'),
+            ('empty image', 'empty'), ('no data', 'empty'), ('too short', 'truncated'),
+            ('step', 'bad_step'), ('could not decode', 'corrupt'), ('even width', 'odd_width'))
+
+
 def _reason(exc: Exception) -> str:
-    """A short counter key for diagnostics from a conversion error."""
+    """A short, stable counter key for diagnostics from a conversion error."""
     text = str(exc).lower()
-    for key in ('encoding', 'too short', 'empty', 'zero', 'oversized', 'decode', 'step'):
-        if key in text:
-            return key.replace(' ', '_')
+    for needle, key in _REASONS:
+        if needle in text:
+            return key
     return 'invalid'
 
 
 def main(args=None) -> int:
+    """``restore_node`` / ``weather-restore node``: configure + activate (``autostart``), spin
+    until Ctrl-C. Exit code 1 when the node cannot configure (e.g. no model), else 0."""
     rclpy.init(args=args)
-    node = RestoreNode()
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    code = 0
+    node = executor = None
     try:
+        node = RestoreNode()
+        executor = MultiThreadedExecutor(num_threads=2)  # frames + diagnostics/parameters
+        executor.add_node(node)
         if node.get_parameter('autostart').value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal('configuration failed; exiting')
+                if not node.context.ok():
+                    return 0  # interrupted while loading the model
+                node.get_logger().fatal('configuration failed (see above); exiting')
                 return 1
-            node.trigger_activate()
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal('activation failed; exiting')
+                return 1
+        else:
+            node.get_logger().info('autostart is off: waiting for a lifecycle manager '
+                                   '(configure, activate)')
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._active = False
-        node._stop_worker()
-        executor.shutdown()
-        node.destroy_node()
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
-    return code
+    return 0
 
 
 if __name__ == '__main__':

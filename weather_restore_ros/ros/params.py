@@ -43,7 +43,8 @@ _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEG
 
 PARAMS = (
     Param('checkpoint', '', 'restoration checkpoint (.safetensors); empty = the shipped model'),
-    Param('clip_model', '', 'open_clip model name; empty = the one the checkpoint was trained with'),
+    Param('clip_model', '', 'open_clip model name; empty = the one the checkpoint was '
+          'trained with'),
     Param('clip_pretrained', '', 'open_clip pretrained tag or weights file'),
     Param('clip_cache_dir', '', 'where open_clip looks for downloaded weights'),
     Param('device', 'auto', 'inference device: auto, cpu, cuda or cuda:N'),
@@ -95,14 +96,22 @@ def values(node) -> dict[str, Any]:
 
 
 def validate(params) -> SetParametersResult:
-    """Choices are not expressible in a ParameterDescriptor: check them here."""
-    for param in params:
-        spec = BY_NAME.get(param.name)
+    """Choices are not expressible in a ParameterDescriptor: check them here.
+
+    ``params``: rclpy Parameters (the set-parameters callback); types and ranges were already
+    checked by rclpy against the descriptors.
+    """
+    return validate_values({p.name: p.value for p in params})
+
+
+def validate_values(values: dict[str, Any]) -> SetParametersResult:
+    """Same check for a name -> value dict (the start-up values, checked at configure)."""
+    for name, value in values.items():
+        spec = BY_NAME.get(name)
         if spec is None:
             continue
-        if spec.choices and param.value not in spec.choices:
+        if spec.choices and value not in spec.choices:
             return SetParametersResult(
                 successful=False,
-                reason=f'{param.name} must be one of {", ".join(spec.choices)}; '
-                       f'got {param.value!r}')
+                reason=f'{name} must be one of {", ".join(spec.choices)}; got {value!r}')
     return SetParametersResult(successful=True)

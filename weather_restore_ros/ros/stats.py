@@ -29,6 +29,7 @@ class CameraStats:
         self.skipped_clear = 0    # passed through: the prior said "clear"
         self.passthrough = 0      # restoration switched off (enabled = false)
         self.bad_input: Counter[str] = Counter()
+        self._bad: deque[float] = deque()  # times of bad frames, for "recently" in diagnostics
         self.last_input: float | None = None
         self.weather: str = ''
         self.weather_score: float = 0.0
@@ -46,8 +47,10 @@ class CameraStats:
             self.dropped += 1
 
     def on_bad_input(self, reason: str) -> None:
+        now = self._clock()
         with self._lock:
             self.bad_input[reason] += 1
+            self._bad.append(now)
 
     def on_output(self, received_at: float, *, skipped_clear=False, passthrough=False,
                   weather: str | None = None, weather_score: float = 0.0) -> None:
@@ -64,7 +67,7 @@ class CameraStats:
     def snapshot(self) -> dict:
         now = self._clock()
         with self._lock:
-            for q in (self._in, self._out):
+            for q in (self._in, self._out, self._bad):
                 while q and now - q[0] > self.window_s:
                     q.popleft()
             lat = np.asarray(self._latency_ms) if self._latency_ms else None
@@ -79,6 +82,7 @@ class CameraStats:
                 'skipped_clear': self.skipped_clear,
                 'passthrough': self.passthrough,
                 'bad_input': dict(self.bad_input),
+                'bad_input_recent': len(self._bad),  # within the last window_s
                 'silent_s': None if self.last_input is None else now - self.last_input,
                 'weather': self.weather,
                 'weather_score': self.weather_score,

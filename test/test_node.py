@@ -1,0 +1,648 @@
+"""The restoration node in-process: real rclpy and DDS, the tiny real model.
+
+Publisher -> node -> subscribers, all in one process on a private Context; one executor spun by
+the test thread runs the node's callbacks and the probe's, while the node's own inference thread
+restores and publishes. Nodes are module-scoped (a configure costs a model load), so tests that
+change runtime parameters put them back.
+"""
+import threading
+import time
+import tracemalloc
+
+import pytest
+
+from ros_helpers import collect, pattern_image, ros_context
+
+pytest.importorskip('rclpy', reason='rclpy is not installed (pip install -e ".[ros-wheels]")',
+                    exc_type=ImportError)
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,  # noqa: E402
+                       qos_profile_sensor_data)
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header, String  # noqa: E402
+from std_srvs.srv import SetBool  # noqa: E402
+
+from weather_restore_ros import imaging  # noqa: E402
+from weather_restore_ros.ros import node as node_module  # noqa: E402
+from weather_restore_ros.ros import params as P  # noqa: E402
+from weather_restore_ros.ros.node import RestoreNode  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+HAVE_VISION_MSGS = node_module.Classification is not None
+needs_vision_msgs = pytest.mark.skipif(
+    not HAVE_VISION_MSGS, reason='vision_msgs is not importable (tools/build_test_msgs.sh .venv)')
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+H, W = 48, 64
+_stamps = iter(range(1, 1_000_000))
+
+
+def new_header(frame_id='cam_optical'):
+    """A header no other frame in this run has: outputs are matched to inputs by it."""
+    n = next(_stamps)
+    return Header(stamp=Time(sec=1_700_000_000 + n, nanosec=n * 1000), frame_id=frame_id)
+
+
+def same_header(a, b) -> bool:
+    return (a.stamp.sec, a.stamp.nanosec, a.frame_id) == (b.stamp.sec, b.stamp.nanosec,
+                                                           b.frame_id)
+
+
+class LogRecorder:
+    """Wraps a node's logger: records (level, text) and still logs.
+
+    One method per level: rclpy keys a log call site (throttling, severity) on the caller's
+    line, and refuses one line logging at two severities.
+    """
+
+    def __init__(self, logger):
+        self._logger = logger
+        self.records = []
+
+    def __getattr__(self, name):
+        return getattr(self._logger, name)
+
+    def debug(self, message, **kwargs):
+        self.records.append(('debug', str(message)))
+        return self._logger.debug(message, **kwargs)
+
+    def info(self, message, **kwargs):
+        self.records.append(('info', str(message)))
+        return self._logger.info(message, **kwargs)
+
+    def warning(self, message, **kwargs):
+        self.records.append(('warning', str(message)))
+        return self._logger.warning(message, **kwargs)
+
+    def error(self, message, **kwargs):
+        self.records.append(('error', str(message)))
+        return self._logger.error(message, **kwargs)
+
+    def fatal(self, message, **kwargs):
+        self.records.append(('fatal', str(message)))
+        return self._logger.fatal(message, **kwargs)
+
+    def texts(self, *levels):
+        return [t for lv, t in self.records if not levels or lv in levels]
+
+
+class Rig:
+    """One RestoreNode plus a probe node in the same executor, in namespace ``ns``."""
+
+    def __init__(self, ctx, checkpoint, ns, **params):
+        values = {'checkpoint': str(checkpoint), 'device': 'cpu', 'warmup': False, **params}
+        self.ns = ns
+        self.node = RestoreNode(context=ctx, namespace=ns, parameter_overrides=[
+            Parameter(k, value=v) for k, v in values.items()])
+        self.log = LogRecorder(self.node.get_logger())
+        self.node.get_logger = lambda: self.log
+        self.probe = Node('probe', namespace=ns, context=ctx)
+        self.executor = SingleThreadedExecutor(context=ctx)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self._pubs = {}
+
+    def start(self):
+        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        return self
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        self.probe.destroy_node()
+
+    def spin_until(self, predicate, timeout=10.0, step=0.02):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                return False
+            self.executor.spin_once(timeout_sec=step)
+        return True
+
+    def spin_for(self, seconds):
+        self.spin_until(lambda: False, timeout=seconds)
+
+    def collect(self, msg_type, topic, qos=RELIABLE):
+        return collect(self.probe, msg_type, topic, qos)
+
+    def publisher(self, msg_type, topic, qos=RELIABLE):
+        key = (msg_type, topic, id(qos))
+        if key not in self._pubs:
+            self._pubs[key] = self.probe.create_publisher(msg_type, topic, qos)
+        return self._pubs[key]
+
+    def stats(self, camera=''):
+        return self.node.cameras[camera].stats.snapshot()
+
+    def send_until(self, pub, msg, done, timeout=10.0, every=0.25):
+        """Publish ``msg`` (again every ``every`` s: best effort, discovery) until ``done()``."""
+        last = [-1e9]
+
+        def check():
+            if done():
+                return True
+            if time.monotonic() - last[0] > every:
+                pub.publish(msg)
+                last[0] = time.monotonic()
+            return False
+        return self.spin_until(check, timeout)
+
+    def set_params(self, **values):
+        """Through the node's parameter service, like ``ros2 param set``."""
+        from rclpy.parameter_client import AsyncParameterClient
+        client = getattr(self, '_param_client', None)
+        if client is None:
+            client = self._param_client = AsyncParameterClient(self.probe, self.node.get_name())
+            assert self.spin_until(lambda: client.services_are_ready(), 10.0)
+        future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+        assert self.spin_until(future.done, 10.0)
+        return future.result().results
+
+
+@pytest.fixture(scope='module')
+def ctx():
+    with ros_context() as c:
+        yield c
+
+
+@pytest.fixture(scope='module')
+def single(ctx, tiny_checkpoint):
+    """Default layout: one camera in the node's namespace; every optional output on; warm-up
+    on (the default), which is what makes the first frame fast."""
+    rig = Rig(ctx, tiny_checkpoint, '/single', publish_mask=True, publish_compressed=True,
+              warmup=True).start()
+    yield rig
+    rig.close()
+
+
+@pytest.fixture(scope='module')
+def cams(ctx, tiny_checkpoint):
+    rig = Rig(ctx, tiny_checkpoint, '/multi', cameras=['front', 'rear']).start()
+    yield rig
+    rig.close()
+
+
+@pytest.fixture(scope='module')
+def compressed(ctx, tiny_checkpoint):
+    rig = Rig(ctx, tiny_checkpoint, '/comp', input_transport='compressed').start()
+    yield rig
+    rig.close()
+
+
+# ------------------------------------------------------------------ frames in, frames out
+def _wait_outputs(rig, pub, msg, lists, timeout=10.0):
+    """Send ``msg`` until every list got a message with its header."""
+    return rig.send_until(pub, msg, lambda: all(
+        any(same_header(m.header, msg.header) for m in lst) for lst in lists), timeout)
+
+
+def _match(lst, header):
+    return next(m for m in lst if same_header(m.header, header))
+
+
+@pytest.mark.parametrize('encoding,channels', [('rgb8', 3), ('bgr8', 3), ('mono8', 1)])
+def test_image_roundtrip_keeps_header_on_every_output(single, encoding, channels):
+    images = single.collect(Image, 'image_restored')
+    jpegs = single.collect(CompressedImage, 'image_restored/compressed')
+    masks = single.collect(Image, 'degradation_mask')
+    outputs = [images, jpegs, masks]
+    if HAVE_VISION_MSGS:
+        weather = single.collect(node_module.Classification, 'weather')
+        outputs.append(weather)
+    labels = single.collect(String, 'weather/label')
+    frame = pattern_image(H, W, channels, seed=1)
+    msg = imaging.numpy_to_image(frame, encoding, header=new_header())
+    pub = single.publisher(Image, 'image_raw', qos_profile_sensor_data)
+
+    assert _wait_outputs(single, pub, msg, outputs), 'no restored output for the frame'
+    assert single.spin_until(lambda: labels)
+
+    out = _match(images, msg.header)
+    assert (out.encoding, out.height, out.width) == (encoding, H, W)
+    assert imaging.image_to_numpy(out).shape == (H, W, channels)
+    jpeg = _match(jpegs, msg.header)
+    assert 'jpeg' in jpeg.format and imaging.compressed_to_rgb(jpeg).shape == (H, W, 3)
+    mask = _match(masks, msg.header)
+    assert (mask.encoding, mask.height, mask.width) == ('mono8', H, W)
+    if HAVE_VISION_MSGS:
+        cls = _match(weather, msg.header)
+        names = [r.class_id for r in cls.results]
+        scores = [r.score for r in cls.results]
+        assert sorted(names) == sorted(single.node.engine.class_names)
+        assert scores == sorted(scores, reverse=True)
+        assert abs(sum(scores) - 1.0) < 1e-3
+        assert labels[-1].data == names[0]
+    else:
+        assert labels[-1].data in single.node.engine.class_names
+
+
+def test_compressed_input(compressed):
+    images = compressed.collect(Image, 'image_restored')
+    rgb = pattern_image(H, W, 3, seed=2)
+    msg = imaging.rgb_to_compressed(rgb, 'jpeg', header=new_header('front_optical'))
+    pub = compressed.publisher(CompressedImage, 'image_raw/compressed', qos_profile_sensor_data)
+    assert _wait_outputs(compressed, pub, msg, [images])
+    out = _match(images, msg.header)
+    assert (out.encoding, out.height, out.width) == ('bgr8', H, W)
+
+
+def test_topics_are_relative_to_namespace_and_cameras(single, cams, compressed):
+    def names(rig):
+        topics = rig.node.get_publisher_names_and_types_by_node(rig.node.get_name(), rig.ns)
+        return {t for t, _ in topics}
+
+    assert {'/single/image_restored', '/single/weather/label', '/single/degradation_mask',
+            '/single/image_restored/compressed'} <= names(single)
+    assert {'/multi/front/image_restored', '/multi/rear/image_restored',
+            '/multi/front/weather/label', '/multi/rear/weather/label'} <= names(cams)
+    assert '/multi/degradation_mask' not in names(cams)  # off by default
+    subs = {c.subscription.topic_name for c in cams.node.cameras.values()}
+    assert subs == {'/multi/front/image_raw', '/multi/rear/image_raw'}
+    assert compressed.node.cameras[''].subscription.topic_name == '/comp/image_raw/compressed'
+    assert single.node.cameras[''].subscription.qos_profile.reliability == \
+        ReliabilityPolicy.BEST_EFFORT
+    assert single.node.cameras[''].subscription.qos_profile.depth == 1
+
+
+@needs_vision_msgs
+def test_label_info_reaches_a_late_subscriber(single):
+    from vision_msgs.msg import LabelInfo
+    infos = single.collect(LabelInfo, 'weather/label_info', LATCHED)  # joins after configure
+    assert single.spin_until(lambda: infos)
+    assert [(c.class_id, c.class_name) for c in infos[0].class_map] == \
+        list(enumerate(single.node.engine.class_names))
+
+
+def _pending_is(rig, camera, msg) -> bool:
+    pending = rig.node._pending.get(camera)
+    return pending is not None and same_header(pending[0].header, msg.header)
+
+
+def test_two_cameras_share_one_batch(cams):
+    """Frames that are pending together go through one restore_batch call."""
+    engine = cams.node.engine
+    original = engine.restore_batch
+    calls, gate = [], threading.Event()
+
+    def gated(frames):
+        calls.append(sorted(name for name, _ in frames))
+        gate.wait(10.0)  # hold the inference thread so the next frames pile up
+        return original(frames)
+
+    engine.restore_batch = gated
+    try:
+        front = cams.collect(Image, 'front/image_restored')
+        rear = cams.collect(Image, 'rear/image_restored')
+        pub_f = cams.publisher(Image, 'front/image_raw', qos_profile_sensor_data)
+        pub_r = cams.publisher(Image, 'rear/image_raw', qos_profile_sensor_data)
+        first = imaging.numpy_to_image(pattern_image(H, W, 3, 3), 'rgb8', header=new_header())
+        assert cams.send_until(pub_f, first, lambda: calls), 'inference never started'
+        # The worker is now blocked inside the first call: these two arrive together.
+        f = imaging.numpy_to_image(pattern_image(H, W, 3, 4), 'rgb8', header=new_header('f'))
+        r = imaging.numpy_to_image(pattern_image(H, W, 3, 5), 'rgb8', header=new_header('r'))
+        assert cams.send_until(pub_f, f, lambda: _pending_is(cams, 'front', f))
+        assert cams.send_until(pub_r, r, lambda: _pending_is(cams, 'rear', r))
+        gate.set()
+        assert cams.spin_until(lambda: any(same_header(m.header, f.header) for m in front)
+                               and any(same_header(m.header, r.header) for m in rear))
+    finally:
+        gate.set()
+        engine.restore_batch = original
+    assert ['front', 'rear'] in calls
+    # Separate prior caches per camera.
+    assert engine.cache('front') is not engine.cache('rear')
+    assert engine.cache('front').stats()['frames'] >= 1
+    assert engine.cache('rear').stats()['frames'] >= 1
+
+
+def test_flood_keeps_newest_frame_only(cams):
+    """A camera faster than inference: memory stays flat, replaced frames are counted."""
+    engine = cams.node.engine
+    original = engine.restore_batch
+
+    def slow(frames):
+        time.sleep(0.05)
+        return original(frames)
+
+    frame = pattern_image(240, 320, 3, seed=6)  # 230 kB: 150 queued frames would be 35 MB
+    msgs = [imaging.numpy_to_image(frame, 'rgb8', header=new_header()) for _ in range(150)]
+    pub = cams.publisher(Image, 'front/image_raw', qos_profile_sensor_data)
+    before = cams.stats('front')
+    engine.restore_batch = slow
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for m in msgs:
+            pub.publish(m)
+            cams.executor.spin_once(timeout_sec=0.005)
+            assert len(cams.node._pending) <= 2  # never more than one frame per camera
+        cams.spin_for(0.3)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+        engine.restore_batch = original
+    after = cams.stats('front')
+    received = after['received'] - before['received']
+    dropped = after['dropped'] - before['dropped']
+    published = after['published'] - before['published']
+    assert received > 20
+    assert dropped > 0
+    assert published < received
+    assert received - dropped - published <= 1  # at most the one still pending
+    assert peak < 8e6, f'{peak / 1e6:.1f} MB traced during the flood: frames are piling up'
+
+
+# ------------------------------------------------------------------ parameters and service
+def test_runtime_parameters_take_effect_at_once(single):
+    engine = single.node.engine
+    stream_cache = engine.cache('')
+    results = single.set_params(**{'prior.refresh_frames': 7, 'skip_clear_threshold': 0.9,
+                                   'prior.refresh_seconds': 0.5, 'oversize': 'downscale'})
+    try:
+        assert all(r.successful for r in results), [r.reason for r in results]
+        assert engine.refresh_policy.every_n_frames == 7
+        assert engine.refresh_policy.max_age_s == 0.5
+        assert stream_cache.policy.every_n_frames == 7  # existing streams follow
+        assert engine.skip_clear_threshold == 0.9
+        assert engine.oversize == 'downscale'
+        assert single.node.get_parameter('prior.refresh_frames').value == 7
+    finally:
+        results = single.set_params(**{'prior.refresh_frames': 30, 'skip_clear_threshold': 0.0,
+                                       'prior.refresh_seconds': 2.0, 'oversize': 'tile'})
+        assert all(r.successful for r in results)
+
+
+@pytest.mark.parametrize('name,value,reason', [
+    ('device', 'cuda', 'read-only'),
+    ('input_qos', 'reliable', 'read-only'),
+    ('oversize', 'banana', 'tile, downscale'),
+    ('output_encoding', 'yuv422', 'same, rgb8, bgr8'),
+    ('jpeg_quality', 0, ''),
+    ('prior.ema', 0.995, ''),
+])
+def test_bad_parameter_changes_are_rejected_with_a_reason(single, name, value, reason):
+    before = single.node.get_parameter(name).value
+    [result] = single.set_params(**{name: value})
+    assert not result.successful
+    assert result.reason and reason in result.reason
+    assert single.node.get_parameter(name).value == before
+    assert single.node.p[name] == before
+
+
+def test_enabled_service_switches_to_passthrough(single):
+    client = single.probe.create_client(SetBool, 'enabled')
+    images = single.collect(Image, 'image_restored')
+    pub = single.publisher(Image, 'image_raw', qos_profile_sensor_data)
+    assert single.spin_until(lambda: client.service_is_ready())
+
+    def call(value):
+        future = client.call_async(SetBool.Request(data=value))
+        assert single.spin_until(future.done)
+        return future.result()
+
+    assert call(False).success
+    try:
+        assert single.node.get_parameter('enabled').value is False
+        msg = imaging.numpy_to_image(pattern_image(H, W, 3, seed=7), 'bgr8',
+                                     header=new_header())
+        before = single.stats()['passthrough']
+        assert _wait_outputs(single, pub, msg, [images])
+        out = _match(images, msg.header)
+        assert out.encoding == 'bgr8' and bytes(out.data) == bytes(msg.data)
+        assert single.spin_until(lambda: single.stats()['passthrough'] > before, 2.0)
+    finally:
+        assert call(True).success
+    assert single.node.p['enabled'] is True
+
+
+def test_skip_when_clear_passes_frames_through(single):
+    """With every refresh trigger off, a stream whose cached prior says clear (any confidence
+    above a tiny threshold) is passed through: the output equals the input, still stamped."""
+    images = single.collect(Image, 'image_restored')
+    pub = single.publisher(Image, 'image_raw', qos_profile_sensor_data)
+    warm = imaging.numpy_to_image(pattern_image(H, W, 3, seed=8), 'rgb8', header=new_header())
+    assert _wait_outputs(single, pub, warm, [images])  # the stream has a prior now
+    assert all(r.successful for r in single.set_params(**{
+        'skip_clear_threshold': 1e-6, 'prior.refresh_frames': 0, 'prior.refresh_seconds': 0.0,
+        'prior.scene_cut_threshold': 0.0}))
+    try:
+        before = single.stats()['skipped_clear']
+        msg = imaging.numpy_to_image(pattern_image(H, W, 3, seed=9), 'rgb8',
+                                     header=new_header())
+        assert _wait_outputs(single, pub, msg, [images])
+        out = _match(images, msg.header)
+        assert bytes(out.data) == bytes(msg.data)
+        assert single.spin_until(lambda: single.stats()['skipped_clear'] > before, 2.0)
+    finally:
+        assert all(r.successful for r in single.set_params(**{
+            'skip_clear_threshold': 0.0, 'prior.refresh_frames': 30,
+            'prior.refresh_seconds': 2.0, 'prior.scene_cut_threshold': 0.12}))
+
+
+# ------------------------------------------------------------------ bad input, diagnostics
+def _raw(encoding='rgb8', height=H, width=W, step=None, data=b'', header=None):
+    msg = Image(height=height, width=width, encoding=encoding,
+                step=width * 3 if step is None else step)
+    msg.data = data
+    msg.header = header or new_header()
+    return msg
+
+
+def _diag(rig, camera_label, predicate, timeout=5.0):
+    """The newest camera status of ``rig`` (by name) that satisfies ``predicate``."""
+    arrays = rig.collect(DiagnosticArray, '/diagnostics')
+    name = f'{rig.node.get_fully_qualified_name()}: camera {camera_label}'
+    found = []
+
+    def check():
+        for a in arrays:
+            for s in a.status:
+                if s.name == name and predicate(s):
+                    found.append(s)
+        return bool(found)
+    assert rig.spin_until(check, timeout), f'no matching diagnostics for {name}'
+    return found[-1]
+
+
+def _values(status):
+    return {kv.key: kv.value for kv in status.values}
+
+
+def test_bad_input_is_counted_and_node_keeps_serving(single, compressed):
+    pub = single.publisher(Image, 'image_raw', qos_profile_sensor_data)
+    good = pattern_image(H, W, 3, seed=10).tobytes()
+    cases = {
+        'unsupported_encoding': _raw('weird8', data=good),
+        'truncated': _raw('rgb8', data=good[:100]),
+        'empty': _raw('rgb8', height=0, width=0, step=0),
+        'oversized': _raw('rgb8', height=100_000, width=100_000, step=300_000, data=good),
+        'bad_step': _raw('rgb8', step=10, data=good),
+    }
+    for reason, msg in cases.items():
+        assert single.send_until(
+            pub, msg, lambda r=reason: single.stats()['bad_input'].get(r, 0) >= 1), reason
+
+    cpub = compressed.publisher(CompressedImage, 'image_raw/compressed', qos_profile_sensor_data)
+    jpeg = imaging.rgb_to_compressed(pattern_image(H, W, 3, seed=11), header=new_header())
+    corrupt = CompressedImage(header=new_header(), format='jpeg')
+    corrupt.data = bytes(jpeg.data)[:40] + b'\x00' * 60
+    assert compressed.send_until(
+        cpub, corrupt, lambda: compressed.stats()['bad_input'].get('corrupt', 0) >= 1)
+    assert any('skipped a frame' in t for t in single.log.texts('warning'))
+
+    # Still serving, on both nodes.
+    images = single.collect(Image, 'image_restored')
+    ok = imaging.numpy_to_image(pattern_image(H, W, 3, seed=12), 'rgb8', header=new_header())
+    assert _wait_outputs(single, pub, ok, [images])
+    cimages = compressed.collect(Image, 'image_restored')
+    assert _wait_outputs(compressed, cpub, jpeg, [cimages])
+
+    status = _diag(single, 'default', lambda s: int(_values(s).get('bad_input', 0)) >= 5)
+    values = _values(status)
+    for reason in cases:
+        assert int(values[f'bad_input.{reason}']) >= 1, reason
+    status = _diag(compressed, 'default',
+                   lambda s: int(_values(s).get('bad_input.corrupt', 0)) >= 1)
+
+
+def test_diagnostics_content_and_error_when_silent(single):
+    images = single.collect(Image, 'image_restored')
+    pub = single.publisher(Image, 'image_raw', qos_profile_sensor_data)
+    msg = imaging.numpy_to_image(pattern_image(H, W, 3, seed=13), 'rgb8', header=new_header())
+    assert _wait_outputs(single, pub, msg, [images])
+    status = _diag(single, 'default', lambda s: s.level != DiagnosticStatus.ERROR
+                   and int(_values(s)['published']) >= 1)
+    values = _values(status)
+    for key in ('input_rate_hz', 'output_rate_hz', 'latency_p50_ms', 'latency_p95_ms',
+                'received', 'published', 'dropped', 'skipped_clear', 'bad_input',
+                'prior_age_s', 'weather', 'weather_score'):
+        assert key in values, key
+    assert float(values['latency_p95_ms']) >= float(values['latency_p50_ms']) >= 0
+    assert values['weather'] in single.node.engine.class_names
+    assert status.hardware_id == '/single/image_raw'
+
+    arrays = single.collect(DiagnosticArray, '/diagnostics')
+    engine_name = f'{single.node.get_fully_qualified_name()}: engine'
+    assert single.spin_until(lambda: any(s.name == engine_name for a in arrays
+                                         for s in a.status), 5.0)
+    eng = next(s for a in arrays for s in a.status if s.name == engine_name)
+    assert {'device': 'cpu', 'precision': 'fp32'}.items() <= _values(eng).items()
+
+    assert all(r.successful for r in single.set_params(input_timeout_s=0.2))
+    try:
+        status = _diag(single, 'default', lambda s: s.level == DiagnosticStatus.ERROR)
+        assert 'no frame' in status.message
+    finally:
+        assert all(r.successful for r in single.set_params(input_timeout_s=2.0))
+
+
+# ------------------------------------------------------------------ QoS, lifecycle, no vision_msgs
+# rclpy's own publisher-side handler still calls the deprecated logger.warn
+@pytest.mark.filterwarnings('ignore:Deprecated in favor of:DeprecationWarning')
+def test_incompatible_publisher_qos_is_reported(ctx, tiny_checkpoint):
+    rig = Rig(ctx, tiny_checkpoint, '/rel', input_qos='reliable').start()
+    try:
+        rig.publisher(Image, 'image_raw', qos_profile_sensor_data)  # best effort: no match
+        assert rig.spin_until(lambda: any('incompatible QoS' in t
+                                          for t in rig.log.texts('warning')), 10.0)
+        text = next(t for t in rig.log.texts('warning') if 'incompatible QoS' in t)
+        assert '/rel/image_raw' in text and 'RELIABILITY' in text
+        assert 'input_qos:=sensor_data' in text
+    finally:
+        rig.close()
+
+
+def test_lifecycle_deactivate_stops_output_and_cleanup_frees_model(ctx, tiny_checkpoint):
+    rig = Rig(ctx, tiny_checkpoint, '/life', autostart=False)
+    try:
+        assert rig.node.engine is None  # autostart only applies to main()
+        rig.start()
+        images = rig.collect(Image, 'image_restored')
+        pub = rig.publisher(Image, 'image_raw', qos_profile_sensor_data)
+        msg = imaging.numpy_to_image(pattern_image(H, W, 3, 14), 'rgb8', header=new_header())
+        assert _wait_outputs(rig, pub, msg, [images])
+        assert rig.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        later = imaging.numpy_to_image(pattern_image(H, W, 3, 15), 'rgb8', header=new_header())
+        assert not _wait_outputs(rig, pub, later, [images], timeout=1.0)
+        assert rig.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert _wait_outputs(rig, pub, later, [images])
+        assert rig.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert rig.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert rig.node.engine is None and not rig.node.cameras
+    finally:
+        rig.close()
+
+
+def test_configure_fails_cleanly_on_bad_startup_values(ctx, tiny_checkpoint, tmp_path):
+    rig = Rig(ctx, tiny_checkpoint, '/bad1', input_qos='fast')
+    try:
+        assert rig.node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert any('input_qos must be one of' in t for t in rig.log.texts('error'))
+    finally:
+        rig.close()
+    rig = Rig(ctx, tmp_path / 'missing.safetensors', '/bad2')
+    try:
+        assert rig.node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert any('cannot load the restoration model' in t for t in rig.log.texts('error'))
+    finally:
+        rig.close()
+    rig = Rig(ctx, tiny_checkpoint, '/bad3', cameras=['front', 'no spaces!'])
+    try:
+        assert rig.node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert any('cannot create the topics' in t for t in rig.log.texts('error'))
+        assert rig.node.engine is None and not rig.node.cameras  # nothing half-made left
+    finally:
+        rig.close()
+
+
+def test_without_vision_msgs_label_is_still_published(ctx, tiny_checkpoint, monkeypatch):
+    monkeypatch.setattr(node_module, 'Classification', None)
+    rig = Rig(ctx, tiny_checkpoint, '/novm').start()
+    try:
+        labels = rig.collect(String, 'weather/label')
+        images = rig.collect(Image, 'image_restored')
+        pub = rig.publisher(Image, 'image_raw', qos_profile_sensor_data)
+        msg = imaging.numpy_to_image(pattern_image(H, W, 3, 16), 'rgb8', header=new_header())
+        assert _wait_outputs(rig, pub, msg, [images])
+        assert rig.spin_until(lambda: labels)
+        assert labels[0].data in rig.node.engine.class_names
+        topics = {t for t, _ in rig.node.get_publisher_names_and_types_by_node('weather_restore',
+                                                                                '/novm')}
+        assert '/novm/weather' not in topics and '/novm/weather/label_info' not in topics
+        notes = [t for t in rig.log.texts('warning') if 'vision_msgs' in t]
+        assert len(notes) == 1 and 'weather/label' in notes[0]
+    finally:
+        rig.close()
+
+
+# ------------------------------------------------------------------ config file
+def test_config_yaml_matches_declared_parameters():
+    """config/restore.yaml lists every parameter with the declared default and type."""
+    from pathlib import Path
+
+    import yaml
+    path = Path(__file__).resolve().parents[1] / 'config' / 'restore.yaml'
+    params = yaml.safe_load(path.read_text())['/**']['ros__parameters']
+
+    def flatten(d, prefix=''):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flatten(v, f'{prefix}{k}.')
+            else:
+                yield f'{prefix}{k}', v
+    flat = dict(flatten(params))
+    assert set(flat) == set(P.BY_NAME)
+    for name, value in flat.items():
+        spec = P.BY_NAME[name]
+        assert value == spec.default and type(value) is type(spec.default), name
+        if spec.choices:
+            assert value in spec.choices
