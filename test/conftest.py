@@ -12,3 +12,13 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1,
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: takes more than a few seconds (still run in CI)')
     config.addinivalue_line('markers', 'ros: needs rclpy')
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory):
+    """Path of a tiny random-weight checkpoint (restorer + embedded CLIP tower)."""
+    from tiny_model import make_tiny_checkpoint
+    return make_tiny_checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny.safetensors')

@@ -1,0 +1,32 @@
+"""A tiny but real checkpoint for tests: tiny restorer + tiny embedded CLIP tower, random init.
+
+Everything downstream (engine, CLI, node, bag tools) loads it through the same code path as the
+shipped model: ``RestorationEngine.from_checkpoint(path)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from weather_restore_ros import DEFAULT_WEATHER_CLASSES
+from weather_restore_ros.checkpoint import Checkpoint, ClipInfo, save_checkpoint
+from weather_restore_ros.clip_prior import TINY_CLIP_CONFIG, build_open_clip_from_config
+from weather_restore_ros.model.config import get_config
+from weather_restore_ros.model.restorer import WeatherRestorer
+
+
+def make_tiny_checkpoint(path: str | Path, seed: int = 0,
+                         class_names=DEFAULT_WEATHER_CLASSES) -> Path:
+    torch.manual_seed(seed)
+    clip = build_open_clip_from_config(TINY_CLIP_CONFIG)
+    cfg = get_config('tiny', clip_dim=TINY_CLIP_CONFIG['embed_dim'],
+                     class_names=tuple(class_names), num_classes=len(class_names))
+    model = WeatherRestorer(cfg)
+    info = ClipInfo(model_name='embedded:tiny', pretrained=None,
+                    embed_dim=TINY_CLIP_CONFIG['embed_dim'], embedded=True,
+                    open_clip_config=TINY_CLIP_CONFIG, has_text_tower=False)
+    visual = {k: v for k, v in clip.state_dict().items() if k.startswith('visual.')}
+    return save_checkpoint(path, Checkpoint(config=cfg, clip=info, class_names=tuple(class_names),
+                                            restorer_state=model.state_dict(),
+                                            clip_state=visual, training={'steps': 0}))
