@@ -2,23 +2,34 @@
 
 One engine (one model, one CLIP) serves every camera; each camera (``stream``) has its own
 :class:`PriorCache`, so CLIP runs only when that camera's prior is stale. The frame crosses the
-host/device boundary twice: once in (through a reused pinned buffer, non-blocking) and once out;
-conversion, normalisation, CLIP preprocessing, the scene-change thumbnail and the network all run
-on the device tensor.
+host/device boundary twice: once in (through the stream's reused pinned buffer, non-blocking)
+and once out; grey/RGBA -> RGB conversion, normalisation, CLIP preprocessing, the scene-change
+thumbnail and the network all run on the device tensor.
+
+Per call (``restore_batch``): frames are grouped by shape; each group is uploaded as one
+``[B,H,W,C]`` uint8 tensor, the stale streams' frames go through CLIP together, the frames not
+skipped go through the network together (split only when the batch exceeds ``max_pixels``), and
+the results come back with one device->host copy per output.
+
+Frames over ``max_pixels`` are restored in overlapping tiles (``oversize='tile'``; tiles are
+aligned to the network's stride and blended so that, where the network's receptive field fits in
+a quarter of the overlap, the result equals the untiled one) or at a reduced size
+(``'downscale'``: the correction is computed small and upsampled onto the full-size frame).
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import DEFAULT_WEATHER_CLASSES
-from .checkpoint import Checkpoint, check_clip_matches, load_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, check_clip_matches, load_checkpoint
 from .clip_prior import ClipPrior, build_open_clip_from_config
 from .model.restorer import WeatherRestorer
 from .prior_cache import PriorCache, RefreshPolicy, scene_thumbnail
@@ -26,6 +37,7 @@ from .prior_cache import PriorCache, RefreshPolicy, scene_thumbnail
 PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 OVERSIZE_MODES = ('tile', 'downscale')
 CLASSIFIERS = ('head', 'zero_shot')
+STAGES = ('upload', 'clip', 'restore', 'download', 'total')
 
 
 class EngineError(ValueError):
@@ -37,31 +49,46 @@ class RestoreResult:
     image: np.ndarray                 # HxWx3 uint8 RGB
     label: str
     scores: dict[str, float]          # every class, in the engine's class order
-    mask: np.ndarray | None           # HxW uint8, 255 = degraded (SAR gate)
-    timings_ms: dict[str, float] = field(default_factory=dict)
+    mask: np.ndarray | None           # HxW uint8, 255 = degraded (SAR gate); zeros when skipped
+    timings_ms: dict[str, float] = field(default_factory=dict)  # STAGES, for the whole group
     prior_refreshed: str | None = None  # why CLIP ran for this frame, or None
     skipped: bool = False             # passed through unchanged (skip-when-clear)
 
 
-def resolve_device(device: str = 'auto') -> torch.device:
-    if device == 'auto':
+def resolve_device(device: str | torch.device = 'auto') -> torch.device:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device; EngineError if it cannot be used."""
+    if str(device) == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    dev = torch.device(device)
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise EngineError(f'device {device!r} requested but CUDA is not available '
-                          f'(torch {torch.__version__}); use device=cpu or auto')
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise EngineError(f'device must be auto, cpu, cuda or cuda:N; got {device!r}') from exc
+    if dev.type not in ('cpu', 'cuda'):
+        raise EngineError(f'device must be auto, cpu, cuda or cuda:N; got {device!r}')
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise EngineError(f'device {str(device)!r} requested but CUDA is not available '
+                              f'(torch {torch.__version__}, built with CUDA '
+                              f'{torch.version.cuda}); use device cpu or auto')
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise EngineError(f'device {str(device)!r} requested but only '
+                              f'{torch.cuda.device_count()} CUDA device(s) are visible')
+        if dev.index is None:
+            dev = torch.device('cuda', torch.cuda.current_device())
     return dev
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """'auto' (fp16 on CUDA, fp32 on CPU) | 'fp32' | 'fp16' (CUDA only) | 'bf16'."""
     if precision == 'auto':
         return torch.float16 if device.type == 'cuda' else torch.float32
     if precision not in PRECISIONS:
         raise EngineError(f'precision must be one of auto, {", ".join(PRECISIONS)}; '
                           f'got {precision!r}')
     if precision == 'fp16' and device.type != 'cuda':
-        raise EngineError('fp16 runs only on CUDA devices (CPU half-precision convolutions are '
-                          'slow or unsupported); use fp32, or bf16 on a CPU with AVX512-BF16/AMX')
+        raise EngineError('precision fp16 runs only on CUDA devices (CPU half-precision '
+                          'convolutions are slow or unsupported); use fp32, or bf16 on a CPU '
+                          'with AVX512-BF16/AMX')
     if precision == 'bf16' and device.type == 'cuda' and not torch.cuda.is_bf16_supported():
         raise EngineError(f'bf16 is not supported on {torch.cuda.get_device_name(device)}; '
                           'use fp16')
@@ -71,7 +98,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 def clip_from_checkpoint(ckpt: Checkpoint, model_name: str | None = None,
                          pretrained: str | None = None, cache_dir: str | None = None,
                          device: str | torch.device = 'cpu') -> ClipPrior:
-    """The CLIP tower a checkpoint needs: its embedded one, or the named open_clip model."""
+    """The CLIP tower a checkpoint needs: its embedded one, or the named open_clip model.
+
+    ``model_name``/``pretrained`` are the *configured* CLIP (None: the checkpoint's own); a
+    different one raises :class:`CheckpointError` naming both.
+    """
     check_clip_matches(ckpt.clip, model_name, pretrained)
     info = ckpt.clip
     if info.embedded:
@@ -79,35 +110,51 @@ def clip_from_checkpoint(ckpt: Checkpoint, model_name: str | None = None,
         missing, unexpected = model.load_state_dict(ckpt.clip_state, strict=False)
         visual_missing = [k for k in missing if k.startswith('visual.')]
         if visual_missing or unexpected:
-            raise ValueError(f'{ckpt.path}: embedded CLIP weights do not fit its config '
-                             f'(missing {visual_missing[:3]}, unexpected {unexpected[:3]})')
+            raise CheckpointError(f'{ckpt.path}: embedded CLIP weights do not fit its config '
+                                  f'(missing {visual_missing[:3]}, unexpected {unexpected[:3]})')
         clip = ClipPrior.from_open_clip_model(
             model, class_names=ckpt.class_names, model_name=info.model_name,
-            model_cfg=info.open_clip_config, has_text_tower=info.has_text_tower)
-        return clip.to(device)
-    return ClipPrior.from_pretrained(info.model_name, info.pretrained, cache_dir=cache_dir,
-                                     device=device, class_names=ckpt.class_names)
+            model_cfg=info.open_clip_config, pretrained=info.pretrained,
+            has_text_tower=info.has_text_tower)
+        clip = clip.to(device)
+    else:
+        clip = ClipPrior.from_pretrained(info.model_name, info.pretrained, cache_dir=cache_dir,
+                                         device=device, class_names=ckpt.class_names)
+    if clip.embed_dim != info.embed_dim:
+        raise CheckpointError(
+            f'{ckpt.path}: checkpoint expects CLIP {info.model_name!r} with a '
+            f'{info.embed_dim}-d embedding, but the loaded tower gives {clip.embed_dim}-d')
+    return clip
 
 
 class _Stream:
-    """Per-camera state: the prior cache and the reused host buffers."""
+    """Per-camera state: the prior cache and (CUDA) the reused pinned upload buffer."""
 
     def __init__(self, policy: RefreshPolicy):
         self.cache = PriorCache(policy)
-        self.host_in: torch.Tensor | None = None
+        self.host: torch.Tensor | None = None            # pinned HxWxC uint8
+        self.copied: torch.cuda.Event | None = None       # recorded after the copy from `host`
 
-    def pinned_input(self, frame: np.ndarray) -> torch.Tensor:
-        if self.host_in is None or tuple(self.host_in.shape) != frame.shape:
-            self.host_in = torch.empty(frame.shape, dtype=torch.uint8, pin_memory=True)
-        self.host_in.numpy()[...] = frame
-        return self.host_in
+    def stage(self, frame: np.ndarray) -> torch.Tensor:
+        """``frame`` in this stream's pinned buffer, ready for a non-blocking copy.
+
+        The buffer is rewritten only after the previous asynchronous copy out of it finished
+        (its event), so a frame can never be overwritten while the device still reads it.
+        """
+        if self.copied is not None:
+            self.copied.synchronize()
+        if self.host is None or tuple(self.host.shape) != frame.shape:
+            self.host = torch.empty(frame.shape, dtype=torch.uint8, pin_memory=True)
+        self.host.numpy()[...] = frame
+        return self.host
 
 
 class RestorationEngine:
     """Restore frames of any number of camera streams with one shared model.
 
     Thread-safe: calls are serialised by a lock, so a node may call it from a worker thread while
-    its parameter callback changes thresholds.
+    its parameter callback changes the settings (``refresh_policy``, ``skip_clear_threshold``,
+    ``max_pixels``, ``oversize`` may be changed at any time; they apply from the next call).
     """
 
     def __init__(self, model: WeatherRestorer, clip: ClipPrior,
@@ -119,29 +166,38 @@ class RestorationEngine:
                  warmup: bool = True, warmup_shape: tuple[int, int] = (480, 640)):
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
+        self.precision = {v: k for k, v in PRECISIONS.items()}[self.dtype]
         self.class_names = tuple(class_names)
+        if len(self.class_names) != model.cfg.num_classes:
+            raise EngineError(f'{len(self.class_names)} class names for a model with '
+                              f'{model.cfg.num_classes} classes')
         if classifier not in CLASSIFIERS:
             raise EngineError(f'classifier must be one of {CLASSIFIERS}, got {classifier!r}')
-        if classifier == 'zero_shot' and not clip.has_text_tower:
-            raise EngineError('classifier=zero_shot needs a CLIP with a text tower; this '
-                              "checkpoint's CLIP has none (use classifier=head)")
-        if oversize not in OVERSIZE_MODES:
-            raise EngineError(f'oversize must be one of {OVERSIZE_MODES}, got {oversize!r}')
-        if tile_overlap * 2 >= tile_size:
-            raise EngineError('tile_overlap must be less than half of tile_size')
+        if classifier == 'zero_shot' and clip.text_embeddings is None:
+            raise EngineError('classifier=zero_shot needs a CLIP with class text embeddings; '
+                              "this checkpoint's CLIP has no text tower (use classifier=head)")
+        if model.cfg.needs_clip and clip.embed_dim != model.cfg.clip_dim:
+            raise EngineError(f'CLIP embedding {clip.embed_dim}-d, model expects '
+                              f'{model.cfg.clip_dim}-d')
+        if tile_size < 1 or tile_overlap < 0 or tile_overlap * 2 >= tile_size:
+            raise EngineError(f'need tile_size > 2 * tile_overlap >= 0, got tile_size '
+                              f'{tile_size}, tile_overlap {tile_overlap}')
         self.classifier = classifier
-        self.skip_clear_threshold = skip_clear_threshold
-        self.max_pixels = int(max_pixels)
+        self.skip_clear_threshold = float(skip_clear_threshold)
+        self.max_pixels = max_pixels
         self.oversize = oversize
         self.tile_size, self.tile_overlap = int(tile_size), int(tile_overlap)
-        self._policy = refresh or RefreshPolicy()
+        self.checkpoint: Checkpoint | None = None
+        self._policy = refresh if refresh is not None else RefreshPolicy()
         self._streams: dict[str, _Stream] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()          # one inference at a time
+        self._streams_lock = threading.Lock()  # the stream table (diagnostics read it too)
 
-        memory_format = (torch.channels_last if self.device.type == 'cuda'
-                         else torch.contiguous_format)
-        self._memory_format = memory_format
-        self.model = model.eval().to(self.device, self.dtype, memory_format=memory_format)
+        # channels_last on CUDA (cuDNN's fast NHWC kernels for fp16/bf16). On CPU the weights
+        # stay NCHW; the network runs its activations NHWC itself (WeatherRestorer.memory_format).
+        self._memory_format = (torch.channels_last if self.device.type == 'cuda'
+                               else torch.contiguous_format)
+        self.model = model.eval().to(self.device, self.dtype, memory_format=self._memory_format)
         self.clip = clip.eval().to(self.device)
         if self.device.type == 'cuda':
             self.clip = self.clip.to(self.dtype)
@@ -153,12 +209,23 @@ class RestorationEngine:
     def from_checkpoint(cls, checkpoint: str | None = None, *, clip_model: str | None = None,
                         clip_pretrained: str | None = None, clip_cache_dir: str | None = None,
                         device: str = 'auto', **kwargs) -> 'RestorationEngine':
-        """Load a checkpoint (``None``: the shipped model) and the CLIP it was trained with."""
+        """Load a checkpoint (``None``: the shipped model) and the CLIP it was trained with.
+
+        ``clip_model``/``clip_pretrained``: the configured CLIP, checked against the one in the
+        checkpoint (None/empty: use the checkpoint's). Other keyword arguments go to ``__init__``.
+        """
         ckpt = load_checkpoint(checkpoint)
+        check_clip_matches(ckpt.clip, clip_model, clip_pretrained)  # before any slow load
+        device_ = resolve_device(device)
+        resolve_precision(kwargs.get('precision', 'auto'), device_)  # fail before loading
         model = WeatherRestorer(ckpt.config)
-        model.load_state_dict(ckpt.restorer_state)
+        try:
+            model.load_state_dict(ckpt.restorer_state)
+        except RuntimeError as exc:
+            raise CheckpointError(f'{ckpt.path}: weights do not fit the model config '
+                                  f'{ckpt.config.name!r}: {exc}') from exc
         clip = clip_from_checkpoint(ckpt, clip_model, clip_pretrained, clip_cache_dir)
-        engine = cls(model, clip, ckpt.class_names, device=device, **kwargs)
+        engine = cls(model, clip, ckpt.class_names, device=str(device_), **kwargs)
         engine.checkpoint = ckpt
         return engine
 
@@ -169,51 +236,91 @@ class RestorationEngine:
 
     @refresh_policy.setter
     def refresh_policy(self, policy: RefreshPolicy) -> None:
-        with self._lock:
+        if not isinstance(policy, RefreshPolicy):
+            raise TypeError(f'refresh_policy must be a RefreshPolicy, got {type(policy).__name__}')
+        with self._streams_lock:
             self._policy = policy
             for s in self._streams.values():
                 s.cache.policy = policy
 
+    @property
+    def max_pixels(self) -> int:
+        return self._max_pixels
+
+    @max_pixels.setter
+    def max_pixels(self, value: int) -> None:
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise EngineError(f'max_pixels must be a positive whole number, got {value!r}')
+        self._max_pixels = int(value)
+
+    @property
+    def oversize(self) -> str:
+        return self._oversize
+
+    @oversize.setter
+    def oversize(self, value: str) -> None:
+        if value not in OVERSIZE_MODES:
+            raise EngineError(f'oversize must be one of {OVERSIZE_MODES}, got {value!r}')
+        self._oversize = value
+
     def cache(self, stream: str) -> PriorCache:
+        """The stream's prior cache (created empty on first use)."""
         return self._stream(stream).cache
+
+    def classify_cached(self, stream: str) -> tuple[str, dict[str, float]] | None:
+        """(label, scores) of the stream's cached prior, without running anything; None while
+        the stream has no prior yet."""
+        with self._streams_lock:
+            s = self._streams.get(stream)
+        probs = None if s is None else s.cache.extras.get('probs')
+        if probs is None:
+            return None
+        scores = dict(zip(self.class_names, (float(p) for p in probs.float().cpu())))
+        return max(scores, key=scores.get), scores
 
     def forget_stream(self, stream: str) -> None:
         """Drop a stream's prior and buffers (a camera that went away, a finished video)."""
-        with self._lock:
+        with self._streams_lock:
             self._streams.pop(stream, None)
 
     def streams(self) -> list[str]:
-        return list(self._streams)
+        with self._streams_lock:
+            return list(self._streams)
 
     def _stream(self, name: str) -> _Stream:
-        s = self._streams.get(name)
-        if s is None:
-            s = self._streams[name] = _Stream(self._policy)
-        return s
+        with self._streams_lock:
+            s = self._streams.get(name)
+            if s is None:
+                s = self._streams[name] = _Stream(self._policy)
+            return s
 
     # ------------------------------------------------------------------------ inference
     def warm_up(self, shape: tuple[int, int] = (480, 640)) -> float:
-        """One full pass on a dummy frame, so the first real frame is not the slow one."""
+        """One full pass (CLIP + network) on a dummy frame, so the first real frame is not the
+        slow one (lazy kernel selection, allocator growth). Returns its duration in ms."""
         t0 = time.perf_counter()
         frame = np.full((*shape, 3), 127, np.uint8)
         self.restore_batch([('__warmup__', frame)])
-        self._streams.pop('__warmup__', None)
+        self.forget_stream('__warmup__')
         return (time.perf_counter() - t0) * 1e3
 
     def restore(self, rgb: np.ndarray, stream: str = 'default') -> RestoreResult:
+        """Restore one HxW / HxWx1 / HxWx3 (RGB) / HxWx4 (RGBA) uint8 frame of ``stream``."""
         return self.restore_batch([(stream, rgb)])[0]
 
-    def restore_batch(self, frames: list[tuple[str, np.ndarray]]) -> list[RestoreResult]:
-        """Restore frames of several streams; frames of equal size share one forward pass."""
+    def restore_batch(self, frames: Sequence[tuple[str, np.ndarray]]) -> list[RestoreResult]:
+        """Restore one frame of each of several streams; frames of equal shape share one upload,
+        one CLIP pass (for the stale streams) and one network pass."""
+        frames = list(frames)
         names = [s for s, _ in frames]
         if len(set(names)) != len(names):
             raise EngineError('one frame per stream per batch: the prior cache is per stream')
-        arrays = [_as_rgb(a) for _, a in frames]
+        arrays = [_check_frame(a) for _, a in frames]
         results: list[RestoreResult | None] = [None] * len(frames)
+        groups: dict[tuple, list[int]] = {}
+        for i, a in enumerate(arrays):
+            groups.setdefault(a.shape, []).append(i)
         with self._lock, torch.inference_mode():
-            groups: dict[tuple, list[int]] = {}
-            for i, a in enumerate(arrays):
-                groups.setdefault(a.shape, []).append(i)
             for idx in groups.values():
                 out = self._restore_group([names[i] for i in idx], [arrays[i] for i in idx])
                 for i, r in zip(idx, out):
@@ -222,10 +329,10 @@ class RestorationEngine:
 
     def _restore_group(self, names: list[str], arrays: list[np.ndarray]) -> list[RestoreResult]:
         timer = _StageTimer(self.device)
-        x = self._upload(names, arrays)
+        streams = [self._stream(n) for n in names]
+        rgb8, x = self._upload(streams, arrays)
         timer.mark('upload')
 
-        streams = [self._stream(n) for n in names]
         thumbs = scene_thumbnail(x)
         reasons = [s.cache.check(thumbs[i]) for i, s in enumerate(streams)]
         stale = [i for i, r in enumerate(reasons) if r is not None]
@@ -237,53 +344,69 @@ class RestorationEngine:
 
         # Skip-when-clear: a frame whose stream's prior says "clear" goes through unchanged.
         # A refresh frame always gets the full pass, so the cached verdict stays current.
-        run = [i for i, s in enumerate(streams) if reasons[i] is not None
-               or not self._confidently_clear(s.cache)]
-        image = x.clone() if len(run) < len(names) else None
-        mask = torch.zeros_like(x[:, :1])
+        run = [i for i, s in enumerate(streams)
+               if reasons[i] is not None or not self._confidently_clear(s.cache)]
         probs = torch.stack([self._cached_probs(s.cache) for s in streams])
+        if len(run) == len(names):
+            emb = torch.stack([s.cache.embedding for s in streams]).to(self.dtype)
+            image, mask, logits = self._forward(x, emb)
+            img8 = _to_uint8(image).permute(0, 2, 3, 1)
+        else:  # skipped frames are the input bytes, bit for bit (bf16 would round them)
+            img8, mask = rgb8.clone(), torch.zeros_like(x[:, :1])
+            emb = logits = None
+            if run:
+                emb = torch.stack([streams[i].cache.embedding for i in run]).to(self.dtype)
+                restored, m, logits = self._forward(x[run], emb)
+                img8[run] = _to_uint8(restored).permute(0, 2, 3, 1)
+                mask[run] = m.to(mask.dtype)
         if run:
-            emb = torch.stack([streams[i].cache.embedding for i in run]).to(self.dtype)
-            restored, m, logits = self._forward(x[run], emb)
-            if self.classifier == 'zero_shot':
-                p = self.clip.zero_shot(emb.float())
-            else:
-                p = logits.float().softmax(-1)
-            if image is None:
-                image = restored
-            else:
-                image[run] = restored
-            mask[run] = m
-            probs[run] = p.to(probs.dtype)
+            p = (self.clip.zero_shot(emb.float()) if self.classifier == 'zero_shot'
+                 else logits.float().softmax(-1))
+            probs[run] = p
             for j, i in enumerate(run):
-                if reasons[i] is not None:
+                if reasons[i] is not None:  # the stream's verdict, used by skip/classify_cached
                     streams[i].cache.extras['probs'] = p[j]
         timer.mark('restore')
 
-        img_u8 = (image.float().clamp(0, 1) * 255).round_().to(torch.uint8)
-        img_u8 = img_u8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        mask_u8 = (mask.float() * 255).round_().to(torch.uint8)[:, 0].cpu().numpy()
-        probs = probs.float().cpu().numpy()
+        img_u8 = img8.contiguous().cpu().numpy()
+        mask_u8 = _to_uint8(mask)[:, 0].cpu().numpy()
+        probs = probs.cpu().numpy()
         timer.mark('download')
 
+        timings = timer.ms()
         results = []
         for i in range(len(names)):
-            scores = {c: float(p) for c, p in zip(self.class_names, probs[i])}
+            scores = {c: float(v) for c, v in zip(self.class_names, probs[i])}
             results.append(RestoreResult(
                 image=img_u8[i], label=self.class_names[int(probs[i].argmax())], scores=scores,
-                mask=mask_u8[i], timings_ms=timer.ms(), prior_refreshed=reasons[i],
+                mask=mask_u8[i], timings_ms=dict(timings), prior_refreshed=reasons[i],
                 skipped=i not in run))
         return results
 
-    def _upload(self, names: list[str], arrays: list[np.ndarray]) -> torch.Tensor:
-        """uint8 HxWx3 frames -> float [B,3,H,W] in [0,1] on the device, in compute dtype."""
+    def _upload(self, streams: list[_Stream], arrays: list[np.ndarray]):
+        """Equal-shape uint8 HxWxC frames -> (uint8 [B,H,W,3] RGB view, float [B,3,H,W] in
+        [0,1] in the compute dtype), both on the device. One host->device copy per frame;
+        grey/RGBA conversion happens on the device."""
+        shape = (len(arrays), *arrays[0].shape)
         if self.device.type == 'cuda':
-            host = [self._stream(n).pinned_input(a) for n, a in zip(names, arrays)]
-            dev = torch.stack([h.to(self.device, non_blocking=True) for h in host])
+            dev = torch.empty(shape, dtype=torch.uint8, device=self.device)
+            cuda_stream = torch.cuda.current_stream(self.device)
+            for i, (s, a) in enumerate(zip(streams, arrays)):
+                dev[i].copy_(s.stage(a), non_blocking=True)
+                if s.copied is None:
+                    s.copied = torch.cuda.Event()
+                s.copied.record(cuda_stream)
         else:
-            dev = torch.stack([torch.from_numpy(a) for a in arrays])
+            dev = torch.empty(shape, dtype=torch.uint8)
+            host = dev.numpy()   # copying through numpy also accepts read-only message buffers
+            for i, a in enumerate(arrays):
+                host[i] = a
+        if dev.shape[-1] == 1:
+            dev = dev.expand(-1, -1, -1, 3)
+        elif dev.shape[-1] == 4:
+            dev = dev[..., :3]
         x = dev.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
-        return x.contiguous(memory_format=self._memory_format)
+        return dev, x.contiguous(memory_format=self._memory_format)
 
     def _confidently_clear(self, cache: PriorCache) -> bool:
         thr = self.skip_clear_threshold
@@ -299,83 +422,126 @@ class RestorationEngine:
                               device=self.device)
         return probs.float()
 
+    # ------------------------------------------------------------------------ the network
     def _forward(self, x: torch.Tensor, emb: torch.Tensor):
-        """The network on a batch, tiled or downscaled when the frame is over ``max_pixels``."""
-        h, w = x.shape[-2:]
+        """The network on a batch -> (image, mask, logits). At most ``max_pixels`` go through
+        one pass: a batch over it is split, a frame over it is tiled or downscaled."""
+        b, _, h, w = x.shape
+        per_pass = max(1, self.max_pixels // (h * w))
+        if b > per_pass:
+            parts = [self._forward(x[i:i + per_pass], emb[i:i + per_pass])
+                     for i in range(0, b, per_pass)]
+            return tuple(torch.cat(t) for t in zip(*parts))
         if h * w <= self.max_pixels:
             out = self.model(x, emb)
             return out.image, out.mask, out.logits
         if self.oversize == 'downscale':
-            scale = (self.max_pixels / (h * w)) ** 0.5
-            small = F.interpolate(x, scale_factor=scale, mode='area')
-            out = self.model(small, emb)
-            # Restore at low resolution, then add the upsampled *correction* to the full-size
-            # input: full-resolution detail survives, weather removal is kept.
-            delta = F.interpolate(out.image - small, size=(h, w), mode='bilinear',
-                                  align_corners=False)
-            mask = F.interpolate(out.mask, size=(h, w), mode='bilinear', align_corners=False)
-            return (x + delta).clamp_(0, 1), mask, out.logits
+            return self._downscaled(x, emb)
         return self._tiled(x, emb)
 
-    def _tiled(self, x: torch.Tensor, emb: torch.Tensor):
-        """Overlapping tiles blended with linear ramps, so seams do not show."""
+    def _downscaled(self, x: torch.Tensor, emb: torch.Tensor):
+        """Restore at <= max_pixels, then add the upsampled *correction* to the full-size input:
+        full-resolution detail survives, the weather removal is kept (at lower resolution)."""
         h, w = x.shape[-2:]
-        t, step = self.tile_size, self.tile_size - self.tile_overlap
-        th, tw = min(t, h), min(t, w)
-        ramp = _ramp_window(th, tw, self.tile_overlap, x.device, x.dtype)
+        scale = math.sqrt(self.max_pixels / (h * w))
+        size = (max(1, int(h * scale)), max(1, int(w * scale)))
+        small = F.interpolate(x, size=size, mode='area')
+        out = self.model(small, emb)
+        delta = F.interpolate(out.image - small, size=(h, w), mode='bilinear',
+                              align_corners=False)
+        mask = F.interpolate(out.mask, size=(h, w), mode='bilinear', align_corners=False)
+        return (x + delta).clamp_(0, 1), mask.clamp_(0, 1), out.logits
+
+    def tile_layout(self, h: int, w: int) -> tuple[int, int, list[tuple[int, int]],
+                                                      list[tuple[int, int]]]:
+        """(tile size, overlap, row spans, column spans) used for an ``h x w`` frame.
+
+        The tile side is ``tile_size``, at most ``sqrt(max_pixels)``, rounded down to the
+        network's stride; the overlap is rounded up to the stride (and shrunk if the tile is too
+        small for it), so every tile starts on the stride grid of the whole frame.
+        """
+        s = self.model.stride
+        t = max(s, min(self.tile_size, math.isqrt(self.max_pixels)) // s * s)
+        ov = -(-self.tile_overlap // s) * s
+        if 2 * ov >= t:
+            ov = max(0, (t - 1) // 2) // s * s
+        return t, ov, _tile_spans(h, t, ov), _tile_spans(w, t, ov)
+
+    def _tiled(self, x: torch.Tensor, emb: torch.Tensor):
+        """Overlapping tiles; in each overlap the outer quarter next to a tile's inner edge
+        (where zero padding distorts the output) gets weight 0, the middle half a linear
+        cross-fade. Weights of overlapping tiles sum to 1."""
+        h, w = x.shape[-2:]
+        _, ov, rows, cols = self.tile_layout(h, w)
         image = torch.zeros_like(x)
         mask = torch.zeros_like(x[:, :1])
-        weight = torch.zeros_like(x[:1, :1])
-        logits = []
-        for y0 in _tile_starts(h, th, step):
-            for x0 in _tile_starts(w, tw, step):
-                tile = x[..., y0:y0 + th, x0:x0 + tw]
-                out = self.model(tile, emb)
-                image[..., y0:y0 + th, x0:x0 + tw] += out.image * ramp
-                mask[..., y0:y0 + th, x0:x0 + tw] += out.mask * ramp
-                weight[..., y0:y0 + th, x0:x0 + tw] += ramp
-                logits.append(out.logits)
-        return image / weight, mask / weight, torch.stack(logits).mean(0)
+        logits = 0
+        for y0, y1 in rows:
+            wy = _blend_weights(y1 - y0, ov, y0 > 0, y1 < h, x.device)
+            for x0, x1 in cols:
+                wx = _blend_weights(x1 - x0, ov, x0 > 0, x1 < w, x.device)
+                win = (wy[:, None] * wx[None, :]).to(x.dtype)
+                out = self.model(x[..., y0:y1, x0:x1], emb)
+                image[..., y0:y1, x0:x1] += out.image * win
+                mask[..., y0:y1, x0:x1] += out.mask * win
+                logits = logits + out.logits.float()
+        return image.clamp_(0, 1), mask.clamp_(0, 1), logits / (len(rows) * len(cols))
 
 
-def _tile_starts(length: int, tile: int, step: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
+def _tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) spans of ``tile`` (the last one shorter) stepping by ``tile - overlap``.
+    The last span is always longer than ``overlap``, so each overlap lies inside both tiles."""
+    spans, start = [], 0
+    while True:
+        end = min(start + tile, length)
+        spans.append((start, end))
+        if end >= length:
+            return spans
+        start += tile - overlap
 
 
-def _ramp_window(h: int, w: int, overlap: int, device, dtype) -> torch.Tensor:
-    def ramp(n):
-        i = torch.arange(n, device=device, dtype=torch.float32)
-        return torch.minimum(torch.ones_like(i),
-                             torch.minimum(i + 1, n - i) / (overlap + 1))
-    return (ramp(h)[:, None] * ramp(w)[None, :]).to(dtype)
+def _blend_weights(n: int, overlap: int, lead: bool, trail: bool, device) -> torch.Tensor:
+    """Per-pixel weights of a tile along one axis; ``lead``/``trail``: that edge is inside the
+    frame (another tile overlaps it). Over the ``overlap`` pixels at an inner edge: ``m =
+    overlap // 4`` zeros, a linear ramp, ``m`` ones -- the mirror image of the neighbour's."""
+    w = torch.ones(n, device=device)
+    if overlap:
+        m = overlap // 4
+        span = overlap - 2 * m + 1
+        ramp = (torch.arange(overlap, device=device, dtype=torch.float32) - m + 1
+                ).clamp_(0, span) / span
+        if lead:
+            w[:overlap] = ramp
+        if trail:
+            w[n - overlap:] = w[n - overlap:] * ramp.flip(0)
+    return w
 
 
-def _as_rgb(a: np.ndarray) -> np.ndarray:
-    """Accept HxW / HxWx1 grey and HxWx4 RGBA as well as HxWx3 RGB uint8 frames."""
+def _to_uint8(t: torch.Tensor) -> torch.Tensor:
+    return (t.float().clamp(0, 1) * 255).round_().to(torch.uint8)
+
+
+def _check_frame(a: np.ndarray) -> np.ndarray:
+    """A valid HxWxC (C = 1, 3, 4) uint8 frame (a view when possible), else EngineError."""
     if not isinstance(a, np.ndarray) or a.dtype != np.uint8:
-        raise EngineError(f'frames must be uint8 numpy arrays, got '
-                          f'{type(a).__name__} {getattr(a, "dtype", "")}')
+        raise EngineError(f'frames must be uint8 numpy arrays, got {type(a).__name__}'
+                          f'{" " + str(a.dtype) if isinstance(a, np.ndarray) else ""}')
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise EngineError(f'frames must be HxW, HxWx1, HxWx3 or HxWx4; got shape {a.shape}')
+        raise EngineError(f'frames must be HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA); '
+                          f'got shape {a.shape}')
     if a.shape[0] == 0 or a.shape[1] == 0:
-        raise EngineError(f'empty frame {a.shape[1]}x{a.shape[0]}')
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    elif a.shape[2] == 4:
-        a = a[..., :3]
-    return np.ascontiguousarray(a)
+        raise EngineError(f'empty frame ({a.shape[1]}x{a.shape[0]})')
+    return a
 
 
 class _StageTimer:
     """Wall-clock per stage; on CUDA it synchronises, so the split is real (costs ~10 us)."""
 
     def __init__(self, device: torch.device):
-        self._sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+        self._sync = ((lambda: torch.cuda.synchronize(device)) if device.type == 'cuda'
+                      else (lambda: None))
         self._t = time.perf_counter()
         self._ms: dict[str, float] = {}
 

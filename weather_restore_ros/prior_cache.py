@@ -154,6 +154,17 @@ class PriorCache:
         self._policy = self._validated(policy if policy is not None else RefreshPolicy())
         self.reset()
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """What the prior's age is measured on: a steady clock live, the bag clock offline
+        (so a recording gives the same refreshes on any machine)."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        with self._lock:
+            self._clock = clock
+
     @staticmethod
     def _validated(policy) -> RefreshPolicy:
         if not isinstance(policy, RefreshPolicy):

@@ -1,19 +1,34 @@
 """``weather-restore bench``: latency of the model and of the whole engine, as numbers."""
 from __future__ import annotations
 
+import argparse
+import sys
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, e.g. 640x480; got {text!r}')
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f'width and height must be positive, got {text!r}')
+    return w, h
+
 
 def register(sub) -> None:
     p = sub.add_parser(
         'bench', help='measure per-frame latency',
-        description='Time the restoration network alone (per config) and the full engine '
-                    '(upload, CLIP prior refresh, network, download) on synthetic frames. '
-                    'Reports the minimum and median over --iters runs after warm-up.')
+        description='Time the restoration network alone (per config, random weights, batch 1, '
+                    'fp32) and optionally the full engine (upload, CLIP prior refresh, network, '
+                    'download) on synthetic frames. The network figure is the minimum over '
+                    '--iters runs after warm-up (the best estimate on a shared machine); the '
+                    'engine figure gives minimum and median.')
     p.add_argument('--configs', nargs='+', default=['small'], help='model configs to time')
-    p.add_argument('--size', default='640x480', help='WIDTHxHEIGHT (default 640x480)')
+    p.add_argument('--size', type=_size, default=(640, 480), help='WIDTHxHEIGHT (default 640x480)')
     p.add_argument('--threads', type=int, default=2, help='CPU threads (torch.set_num_threads)')
     p.add_argument('--iters', type=int, default=20)
     p.add_argument('--device', default='cpu', help='cpu | cuda | cuda:N | auto')
-    p.add_argument('--precision', default='auto')
+    p.add_argument('--precision', default='auto', help='engine: auto | fp32 | fp16 | bf16')
     p.add_argument('--engine', action='store_true',
                    help='also time the full engine with the shipped (or --checkpoint) model')
     p.add_argument('--checkpoint')
@@ -27,26 +42,46 @@ def run(args) -> int:
     import numpy as np
     import torch
 
+    from ..checkpoint import CheckpointError
+    from ..clip_prior import MissingWeightsError
+    from ..engine import EngineError, RestorationEngine, resolve_device
+    from ..model.config import CONFIGS
     from ..model.profile import count_parameters, gflops, time_forward
     from ..model.restorer import WeatherRestorer
 
-    w, h = (int(v) for v in args.size.lower().split('x'))
+    w, h = args.size
+    if args.iters < 1 or args.threads < 1 or args.batch < 1:
+        print('error: --iters, --threads and --batch must be >= 1', file=sys.stderr)
+        return 2
+    unknown = [c for c in args.configs if c not in CONFIGS]
+    if unknown:
+        print(f'error: unknown config(s) {unknown}; choose from {sorted(CONFIGS)}',
+              file=sys.stderr)
+        return 2
+    try:
+        device = str(resolve_device(args.device))
+    except EngineError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
-    device = args.device if args.device != 'auto' else (
-        'cuda' if torch.cuda.is_available() else 'cpu')
+    engine = None
+    if args.engine:  # load first: a missing checkpoint fails before minutes of timing
+        try:
+            engine = RestorationEngine.from_checkpoint(args.checkpoint, device=device,
+                                                       precision=args.precision,
+                                                       warmup_shape=(h, w))
+        except (CheckpointError, EngineError, MissingWeightsError) as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
     print(f'{w}x{h}, {args.threads} CPU threads, device {device}, {args.iters} iterations')
     print(f'{"config":8} {"params":>10} {"GFLOPs":>8} {"min ms":>8}')
     for name in args.configs:
         model = WeatherRestorer(name)
         ms = time_forward(model, h, w, threads=args.threads, iters=args.iters,
                           channels_last=device.startswith('cuda'), device=device)
-        print(f'{name:8} {count_parameters(model):10,d} {gflops(model, h, w):8.2f} {ms:8.1f}',
-              flush=True)
-    if args.engine:
-        from ..engine import RestorationEngine
-        engine = RestorationEngine.from_checkpoint(args.checkpoint, device=device,
-                                                   precision=args.precision,
-                                                   warmup_shape=(h, w))
+        print(f'{name:8} {count_parameters(model, inference_only=True):10,d} '
+              f'{gflops(model, h, w):8.2f} {ms:8.1f}', flush=True)
+    if engine is not None:
         rng = np.random.default_rng(0)
         frames = [(f'cam{i}', rng.integers(0, 256, (h, w, 3), np.uint8))
                   for i in range(args.batch)]
@@ -57,10 +92,9 @@ def run(args) -> int:
             times.append((time.perf_counter() - t0) * 1e3)
             stages.append(results[0].timings_ms)
         t = np.asarray(times)
-        print(f'\nengine ({engine.checkpoint.config.name}, {engine.dtype}, batch {args.batch}): '
-              f'min {t.min():.1f} ms, median {np.median(t):.1f} ms per batch, '
+        print(f'\nengine ({engine.checkpoint.config.name}, {engine.precision}, '
+              f'batch {args.batch}): min {t.min():.1f} ms, median {np.median(t):.1f} ms per batch, '
               f'{1e3 * args.batch / np.median(t):.1f} frames/s; warm-up {engine.warmup_ms:.0f} ms')
-        keys = stages[0].keys()
         print('  median per stage: ' + ', '.join(
-            f'{k} {np.median([s[k] for s in stages]):.1f} ms' for k in keys))
+            f'{k} {np.median([s[k] for s in stages]):.1f} ms' for k in stages[0]))
     return 0

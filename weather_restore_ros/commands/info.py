@@ -57,30 +57,36 @@ def run(args) -> int:
     try:
         meta = read_metadata(path)
     except CheckpointError as exc:
-        print(f'  {exc}')
+        print(f'  not usable: {exc}')
     else:
-        clip = meta['clip']
-        where = ('weights inside the checkpoint' if clip['embedded']
-                 else clip_weights_status(clip['model_name'], clip['pretrained'],
+        clip = meta['clip'] if isinstance(meta['clip'], dict) else {}
+        where = ('weights inside the checkpoint' if clip.get('embedded')
+                 else clip_weights_status(str(clip.get('model_name')), clip.get('pretrained'),
                                           args.clip_cache_dir))
-        print(f'  model config     {meta["model_config"]["name"]}')
-        print(f'  classes          {", ".join(meta["class_names"])}')
-        print(f'  CLIP             {clip["model_name"]} / {clip["pretrained"]} '
-              f'(embedding {clip["embed_dim"]}): {where}')
-        for key in ('steps', 'wall_time_s', 'val_psnr', 'data'):
-            if key in meta.get('training', {}):
-                print(f'  {key:16} {meta["training"][key]}')
+        training = meta.get('training') or {}
+        print(f'  format           {meta["format_version"]}')
+        print(f'  model config     {(meta["model_config"] or {}).get("name", "?")}')
+        print(f'  classes          {", ".join(map(str, meta["class_names"]))}')
+        print(f'  CLIP             {clip.get("model_name")} / {clip.get("pretrained")} '
+              f'(embedding {clip.get("embed_dim")}): {where}')
+        for key in ('steps', 'wall_time_s', 'val_psnr', 'val_ssim', 'data'):
+            if key in training:
+                print(f'  {key:16} {training[key]}')
     print(f'\nCLIP {args.clip_model} / {args.clip_pretrained}: '
           f'{clip_weights_status(args.clip_model, args.clip_pretrained, args.clip_cache_dir)}')
 
-    print('\nmodel configs      params    GFLOPs/MP   GFLOPs @640x480')
+    print('\nmodel configs   params (inference / with SRD head)' +
+          ('' if args.no_flops else '   GFLOPs/MP   GFLOPs @640x480'))
     for name, cfg in CONFIGS.items():
-        model = WeatherRestorer(cfg)
+        with torch.device('meta'):  # shapes only: no weight init, no memory
+            model = WeatherRestorer(cfg)
+        params = (f'{count_parameters(model, inference_only=True):>12,d} / '
+                  f'{count_parameters(model):>11,d}')
         if args.no_flops:
-            print(f'  {name:14} {count_parameters(model):9,d}')
+            print(f'  {name:8} {params}')
         else:
-            print(f'  {name:14} {count_parameters(model):9,d}   {gflops_per_megapixel(model):8.2f}'
-                  f'   {gflops(model, 480, 640):8.2f}')
+            print(f'  {name:8} {params}   {gflops_per_megapixel(cfg):9.2f}   '
+                  f'{gflops(cfg, 480, 640):15.2f}')
     print('  (TransWeather: 38 M params, 59.5 GFLOPs @640x480; '
           '`weather-restore bench` measures time)')
     return 0

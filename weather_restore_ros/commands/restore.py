@@ -14,7 +14,9 @@ def register(sub) -> None:
         'restore', help='restore images, folders or videos to PNG files',
         description='Restore weather-degraded images. Writes DIR/<stem>.png (folders keep their '
                     'relative paths; video frames go to DIR/<video stem>/<frame>.png) and '
-                    'DIR/weather.jsonl with the weather label and scores of each input.')
+                    'DIR/weather.jsonl with the weather label and scores of each image or video '
+                    'frame. An input that cannot be read is reported and skipped; the exit code '
+                    'is 1 if any input failed, 2 if nothing could be done.')
     p.add_argument('inputs', nargs='+', help='image files, folders (recursed) or videos')
     p.add_argument('--output', '-o', required=True, help='output folder')
     p.add_argument('--checkpoint', help='checkpoint (.safetensors); default: the shipped model')
@@ -24,29 +26,50 @@ def register(sub) -> None:
                    help='also write the degradation mask as <stem>_mask.png')
     p.add_argument('--max-pixels', type=int, default=1920 * 1080,
                    help='larger images are processed in tiles (default 1920x1080)')
-    p.add_argument('--oversize', choices=('tile', 'downscale'), default='tile')
+    p.add_argument('--oversize', choices=('tile', 'downscale'), default='tile',
+                   help='what to do with images over --max-pixels')
     p.add_argument('--every-n-frames', type=int, default=1, metavar='N',
                    help='videos: restore every N-th frame')
     p.set_defaults(func=run)
 
 
-def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(file, output path without suffix) pairs; folders keep their relative layout."""
+def collect_inputs(inputs: list[str], exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """(file, output path without suffix) pairs; folders keep their relative layout.
+
+    Files under ``exclude`` (the output folder, when it lies inside an input folder) are left
+    out. Two inputs that would write the same output (``a.jpg`` and ``a.png``) get the input's
+    suffix appended to the second name (``a_png``).
+    """
+    exclude = exclude.resolve() if exclude is not None else None
     out: list[tuple[Path, Path]] = []
     for item in map(Path, inputs):
         if item.is_dir():
             for f in sorted(item.rglob('*')):
-                if f.is_file() and f.suffix.lower() in IMAGE_EXT | VIDEO_EXT:
+                if (f.is_file() and f.suffix.lower() in IMAGE_EXT | VIDEO_EXT
+                        and not (exclude and exclude in f.resolve().parents)):
                     out.append((f, f.relative_to(item).with_suffix('')))
         else:
             out.append((item, Path(item.stem)))
-    return out
+    used: set[Path] = set()
+    unique = []
+    for f, rel in out:
+        if rel in used:
+            base = rel.with_name(f'{rel.name}_{f.suffix.lstrip(".").lower()}')
+            rel, n = base, 1
+            while rel in used:
+                n += 1
+                rel = base.with_name(f'{base.name}{n}')
+        used.add(rel)
+        unique.append((f, rel))
+    return unique
 
 
 def iter_frames(path: Path, every: int = 1):
-    """Yield (relative name, RGB uint8) for an image or each kept frame of a video."""
+    """Yield (frame name or None, RGB uint8) for an image, or for each kept frame of a video."""
     import cv2
     import numpy as np
+    if not path.is_file():
+        raise OSError(f'no such file: {path}')
     if path.suffix.lower() in VIDEO_EXT:
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
@@ -65,13 +88,10 @@ def iter_frames(path: Path, every: int = 1):
         if i == 0:
             raise OSError(f'no frame could be decoded from {path}')
         return
-    data = np.fromfile(str(path), np.uint8) if path.is_file() else None
-    if data is None:
-        raise OSError(f'no such file: {path}')
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise OSError(f'cannot decode image {path}')
-    if img.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits
+    if img.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits; float: stretch
         img = (img >> 8).astype(np.uint8) if img.dtype == np.uint16 else \
             cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     if img.ndim == 2:
@@ -87,26 +107,37 @@ def run(args) -> int:
     import cv2
     from tqdm import tqdm
 
-    from ..engine import RestorationEngine
+    from ..checkpoint import CheckpointError
+    from ..clip_prior import MissingWeightsError
+    from ..engine import EngineError, RestorationEngine
 
-    items = collect_inputs(args.inputs)
-    if not items:
-        print('no inputs found', file=sys.stderr)
-        return 2
-    engine = RestorationEngine.from_checkpoint(
-        args.checkpoint, device=args.device, precision=args.precision,
-        max_pixels=args.max_pixels, oversize=args.oversize)
     out_dir = Path(args.output)
+    items = collect_inputs(args.inputs, exclude=out_dir)
+    if not items:
+        print('error: no inputs found', file=sys.stderr)
+        return 2
+    if args.every_n_frames < 1:
+        print('error: --every-n-frames must be >= 1', file=sys.stderr)
+        return 2
+    try:
+        engine = RestorationEngine.from_checkpoint(
+            args.checkpoint, device=args.device, precision=args.precision,
+            max_pixels=args.max_pixels, oversize=args.oversize, warmup=False)
+    except (CheckpointError, EngineError, MissingWeightsError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = []
+    frames_done = 0
     with open(out_dir / 'weather.jsonl', 'w') as log, \
-            tqdm(items, unit='file', disable=len(items) < 5 or None) as bar:
+            tqdm(items, unit='file', disable=None) as bar:
         for path, rel in bar:
+            bar.set_postfix_str(path.name, refresh=False)
+            # Each input is its own stream: unrelated photos must not share a prior, while the
+            # frames of one video do (as a camera's frames do in the node).
             stream = str(path)
             try:
-                # Each input is its own stream: unrelated photos must not share a prior,
-                # while the frames of one video do (as a camera's frames do in the node).
-                for frame_name, rgb in iter_frames(path, max(1, args.every_n_frames)):
+                for frame_name, rgb in iter_frames(path, args.every_n_frames):
                     target = out_dir / rel / frame_name if frame_name else out_dir / rel
                     target.parent.mkdir(parents=True, exist_ok=True)
                     result = engine.restore(rgb, stream=stream)
@@ -114,18 +145,21 @@ def run(args) -> int:
                     _write(png, cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR))
                     if args.mask:
                         _write(target.with_name(target.name + '_mask.png'), result.mask)
-                    entry = {'file': str(path), 'output': str(png), 'label': result.label,
-                             'scores': {k: round(v, 4) for k, v in result.scores.items()}}
+                    entry = {'file': str(path), 'label': result.label,
+                             'scores': {k: round(v, 4) for k, v in result.scores.items()},
+                             'output': str(png)}
                     if frame_name:
                         entry['frame'] = int(frame_name)
                     log.write(json.dumps(entry) + '\n')
+                    log.flush()
+                    frames_done += 1
             except Exception as exc:  # report, skip, keep going
                 failed.append(path)
                 tqdm.write(f'error: {path}: {exc}', file=sys.stderr)
             finally:
                 engine.forget_stream(stream)
     done = len(items) - len(failed)
-    print(f'restored {done}/{len(items)} inputs into {out_dir} '
+    print(f'restored {done}/{len(items)} inputs ({frames_done} images) into {out_dir} '
           f'(weather labels in {out_dir / "weather.jsonl"})')
     if failed:
         print(f'{len(failed)} input(s) failed: ' + ', '.join(map(str, failed)), file=sys.stderr)

@@ -158,18 +158,6 @@ def _policy(options: RestoreOptions):
                          scene_cut_threshold=options.scene_cut, ema=options.ema)
 
 
-def use_bag_clock(cache, clock: Callable[[], float]) -> None:
-    """Make a stream's PriorCache measure the prior's age on ``clock`` (bag time).
-
-    PriorCache takes its clock at construction and the engine builds the caches itself, so
-    this sets the (private) clock of the cache the engine made for the stream.
-    """
-    if hasattr(cache, 'clock') and not callable(getattr(cache, 'clock')):
-        cache.clock = clock   # a public setter, if PriorCache ever grows one
-    else:
-        cache._clock = clock
-
-
 @dataclass
 class _Frame:
     """One decoded input frame waiting in the window for the next batch."""
@@ -240,8 +228,7 @@ class _BagRestorer:
                     offered_qos_profiles=output_qos(msgtype))
             self.cameras[topic] = _CameraOut(conns, outs)
             self.bag_time[topic] = 0.0
-            use_bag_clock(self.engine.cache(topic),
-                          lambda t=topic: self.bag_time[t])
+            self.engine.cache(topic).clock = lambda t=topic: self.bag_time[t]
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
