@@ -22,3 +22,14 @@ def tiny_checkpoint(tmp_path_factory):
     """Path of a tiny random-weight checkpoint (restorer + embedded CLIP tower)."""
     from tiny_model import make_tiny_checkpoint
     return make_tiny_checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny.safetensors')
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Tests share 2 cores with other jobs: one intra-op thread is much faster under load
+    (two OpenMP threads stall each other whenever one is descheduled)."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -14,13 +14,7 @@ from weather_restore_ros.engine import RestorationEngine
 from weather_restore_ros.model.restorer import WeatherRestorer
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tests share 2 cores with other jobs: one intra-op thread is much faster under load."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _engine(path, **kw):

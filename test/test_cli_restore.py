@@ -10,13 +10,7 @@ from weather_restore_ros import checkpoint as ckpt_mod
 from weather_restore_ros.cli import main
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tests share 2 cores with other jobs: one intra-op thread is much faster under load."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def _image(h, w, seed):

@@ -16,13 +16,7 @@ from weather_restore_ros.prior_cache import RefreshPolicy
 NO_AUTO_REFRESH = RefreshPolicy(every_n_frames=0, max_age_s=0, scene_cut_threshold=0)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tests share 2 cores with other jobs: one intra-op thread is much faster under load."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from . import rclpy_missing
+
 
 def _size(text: str) -> tuple[int, int]:
     w, _, h = text.lower().partition('x')
@@ -30,11 +32,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    try:
-        import rclpy  # noqa: F401
-    except ImportError as exc:
-        print(f'error: the demo needs rclpy (source a ROS 2 install or pip install '
-              f'"weather_restore_ros[ros-wheels]"): {exc}', file=sys.stderr)
+    if rclpy_missing('the demo'):
         return 2
     from ..rosbag.demo import DemoError, DemoOptions, run_demo
 

@@ -22,7 +22,9 @@ def register(sub) -> None:
     p.add_argument('--on', choices=('y', 'rgb'), default='y', help='metric space (default y)')
     p.add_argument('--limit', type=int, help='evaluate at most N samples')
     p.add_argument('--no-baselines', action='store_true', help='skip the classical baselines')
-    p.add_argument('--device', default='auto')
+    p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
+    p.add_argument('--precision', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'),
+                   help='inference precision (auto: fp16 on CUDA, as the node runs; fp32 on CPU)')
     p.add_argument('--seed', type=int, default=1234, help='holdout: synthesis seed')
     p.set_defaults(func=run)
 
@@ -44,8 +46,6 @@ def dataset_from_args(args, class_names):
 
 
 def run(args) -> int:
-    import itertools
-
     from tqdm import tqdm
 
     from ..engine import RestorationEngine
@@ -53,7 +53,7 @@ def run(args) -> int:
     from ..metrics import to_uint8
 
     engine = RestorationEngine.from_checkpoint(args.checkpoint, device=args.device,
-                                               warmup=False)
+                                               precision=args.precision, warmup=False)
     names = engine.class_names
     ds = dataset_from_args(args, names)
     n = len(ds) if args.limit is None else min(args.limit, len(ds))
@@ -69,9 +69,14 @@ def run(args) -> int:
         r = engine.restore(rgb, stream='eval')
         return r.image, r.scores
 
-    report = evaluate(itertools.islice(samples(), n), restore, names, on=args.on,
-                      baselines=not args.no_baselines)
-    paths = write_report(report, args.output)
+    report = evaluate(samples(), restore, names, on=args.on, baselines=not args.no_baselines)
+    source = 'holdout' if args.holdout else next(
+        f'{k}: {v}' for k in ('paired', 'list', 'cdd11', 'test_set') if (v := getattr(args, k)))
+    meta = {'checkpoint': str(engine.checkpoint.path), 'data': source, 'samples': n,
+            'device': str(engine.device), 'precision': engine.precision}
+    if args.holdout:
+        meta['holdout_seed'] = args.seed
+    paths = write_report(report, args.output, meta=meta)
     print(report.to_markdown())
     print('\n' + '\n'.join(f'{k}: {v}' for k, v in paths.items()))
     return 0

@@ -12,6 +12,9 @@ def _remap(text: str) -> tuple[str, str]:
     return src, dst
 
 
+from . import rclpy_missing
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         'replay', help='publish a bag to a running ROS 2 graph with its recorded timing',
@@ -41,11 +44,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    try:
-        import rclpy  # noqa: F401
-    except ImportError as exc:
-        print(f'error: replay needs rclpy (source a ROS 2 install or pip install '
-              f'"weather_restore_ros[ros-wheels]"): {exc}', file=sys.stderr)
+    if rclpy_missing('replay'):
         return 2
     from ..rosbag.replay import ReplayError, ReplayOptions, replay_bag
 

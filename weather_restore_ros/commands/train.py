@@ -5,26 +5,35 @@ def register(sub) -> None:
     p = sub.add_parser(
         'train', help='train a model from a YAML config',
         description='Train the restorer with reconstruction + CLIP-SRD + weather-head losses. '
-                    'Multi-GPU: torchrun --nproc_per_node=N $(which weather-restore) train '
-                    'CONFIG.yaml. Checkpoints (safetensors + JSON) go to out_dir/last.safetensors.'
-                    ' Example configs: configs/*.yaml in the source tree.')
+                    'Multi-GPU (or several CPU processes, gloo): torchrun --nproc_per_node=N '
+                    '$(which weather-restore) train CONFIG.yaml. Checkpoints (safetensors + JSON)'
+                    ' go to out_dir/last.safetensors, losses to out_dir/metrics.jsonl (and '
+                    'TensorBoard when installed). Example configs: configs/*.yaml in the source '
+                    'tree.')
     p.add_argument('config', help='training config (YAML)')
     p.add_argument('--out-dir', help='override out_dir')
-    p.add_argument('--steps', type=int, help='override the total number of steps')
+    p.add_argument('--steps', type=int,
+                   help='override the total number of steps (also the LR schedule length)')
+    p.add_argument('--max-steps', type=int,
+                   help='stop after this many steps in this invocation (checkpointed; the LR '
+                        'schedule still spans --steps): train in chunks with --resume')
     p.add_argument('--batch-size', type=int, help='override batch_size (per process)')
     p.add_argument('--device', help='cpu | cuda | cuda:N (default: cuda when available)')
     p.add_argument('--resume', action='store_true',
-                   help='continue from out_dir/last.safetensors + train_state.pt')
+                   help='continue from out_dir/last.safetensors + train_state.pt (same step, '
+                        'optimizer state, LR schedule and data order)')
     p.add_argument('--num-workers', type=int, help='override data loader workers')
     p.add_argument('--threads', type=int,
                    help='CPU threads for torch (default: torch decides). On a shared machine '
                         'use fewer threads than free cores: OpenMP barriers stall badly when a '
                         'thread is descheduled')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import json
+    import os
 
     from ..training import TrainConfig, train
     if args.threads:
@@ -32,7 +41,9 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig.from_yaml(args.config, out_dir=args.out_dir, steps=args.steps,
                                 batch_size=args.batch_size, num_workers=args.num_workers)
-    summary = train(cfg, resume=args.resume, device=args.device)
-    print(json.dumps(summary, indent=2, default=str))
-    print(f'checkpoint: {cfg.out_dir}/last.safetensors')
+    summary = train(cfg, resume=args.resume, device=args.device, max_steps=args.max_steps,
+                    progress=not args.no_progress)
+    if int(os.environ.get('RANK', '0')) == 0:
+        print(json.dumps(summary, indent=2, default=str))
+        print(f'checkpoint: {cfg.out_dir}/last.safetensors')
     return 0
