@@ -45,16 +45,15 @@ class EvalReport:
             cells = []
             for table in self.methods.values():
                 row = {r[0]: r[2] for r in table.rows()}.get(name, {})
-                cells.append(f'{row.get("psnr", float("nan")):.2f} | '
-                             f'{row.get("ssim", float("nan")):.4f}')
+                cells.append(f'{_fmt(row.get("psnr"), 2)} | {_fmt(row.get("ssim"), 4)}')
             label = f'**{name}**' if name in (MetricTable.ALL, MetricTable.MACRO) else name
             lines.append(f'| {label} | {n} | ' + ' | '.join(cells) + ' |')
         if self.clear_count:
             lines += ['', f'Clear frames ({self.clear_count}): the model changes them by '
                           f'{self.clear_psnr:.2f} dB PSNR (higher = less alteration).']
-        lines += ['', f'Weather classification: accuracy {self.confusion.accuracy():.3f} '
+        lines += ['', f'Weather classification: accuracy {_fmt(self.confusion.accuracy(), 3)} '
                       f'(chance {1 / len(self.confusion.class_names):.3f}), balanced accuracy '
-                      f'{self.confusion.balanced_accuracy():.3f}', '',
+                      f'{_fmt(self.confusion.balanced_accuracy(), 3)}', '',
                   self.confusion.to_markdown()]
         return '\n'.join(lines)
 
@@ -64,7 +63,14 @@ def evaluate(samples: Iterable[tuple[str, np.ndarray, np.ndarray, str]],
              class_names: tuple[str, ...], on: str = 'y', baselines: bool = True,
              sheet_samples: int = 6) -> EvalReport:
     """Score ``restore`` (RGB uint8 -> (restored RGB uint8, class scores)) on
-    ``(name, degraded, clean, weather)`` samples."""
+    ``(name, degraded, clean, weather)`` samples.
+
+    Weather frames go into per-class PSNR/SSIM tables for the model and the references
+    (``input``, and with ``baselines`` the classical ``dark_channel`` and ``median_guided``);
+    'clear' frames (input == target) only into ``clear_psnr`` (how much the model alters a clean
+    frame). Every frame counts for the weather-classification confusion matrix (arg-max of
+    the scores). ``sheet_samples`` frames, spread over the classes, are kept for the PNG sheet.
+    """
     methods = ['input', 'dark_channel', 'median_guided'] if baselines else ['input']
     tables = {m: MetricTable(['psnr', 'ssim']) for m in methods + ['model']}
     confusion = ConfusionMatrix(class_names)
@@ -95,8 +101,10 @@ def evaluate(samples: Iterable[tuple[str, np.ndarray, np.ndarray, str]],
                       clear_count=len(clear_psnr))
 
 
-def write_report(report: EvalReport, out_dir: str | Path) -> dict[str, Path]:
-    """``eval.md``, ``eval.json`` and ``samples.png`` (input | baselines | model | clean)."""
+def write_report(report: EvalReport, out_dir: str | Path,
+                 meta: dict | None = None) -> dict[str, Path]:
+    """``eval.md``, ``eval.json`` and ``samples.png`` (input | baselines | model | clean; only
+    when there are weather frames). ``meta`` (checkpoint, data set...) goes into the JSON."""
     import cv2
 
     from .synth.contact_sheet import contact_sheet
@@ -104,9 +112,18 @@ def write_report(report: EvalReport, out_dir: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {'markdown': out / 'eval.md', 'json': out / 'eval.json', 'sheet': out / 'samples.png'}
     paths['markdown'].write_text(report.to_markdown() + '\n')
-    paths['json'].write_text(json.dumps(report.to_dict(), indent=2) + '\n')
+    d = report.to_dict()
+    if meta:
+        d = {'meta': meta, **d}
+    paths['json'].write_text(json.dumps(d, indent=2) + '\n')
     if report.samples:
         sheet = contact_sheet([imgs for _, imgs, _ in report.samples],
                               [labels for _, _, labels in report.samples], tile_width=224)
         cv2.imwrite(str(paths['sheet']), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    else:
+        del paths['sheet']
     return paths
+
+
+def _fmt(v: float | None, digits: int) -> str:
+    return '-' if v is None or np.isnan(v) else f'{v:.{digits}f}'

@@ -1,11 +1,16 @@
 """Training: reconstruction + CLIP-SRD + weather-head losses, one process or ``torchrun``.
 
-The same function runs a single CPU process, one GPU, or N GPUs with DistributedDataParallel
-(``torchrun --nproc_per_node=N -m weather_restore_ros.cli train cfg.yaml``): the process group
-comes from the environment torchrun sets, only rank 0 logs, validates and writes checkpoints.
+The same function runs a single CPU process, one GPU, or N processes with
+DistributedDataParallel (``torchrun --nproc_per_node=N -m weather_restore_ros.cli train
+cfg.yaml``; NCCL on GPUs, gloo on CPUs): the process group comes from the environment torchrun
+sets, each process reads its own share of every epoch (``DistributedSampler``), logged losses
+are averaged over the processes, and only rank 0 writes logs and checkpoints.
 
 Checkpoints are the inference format (:mod:`weather_restore_ros.checkpoint`) plus a
-``train_state.pt`` of optimizer/scheduler tensors, loaded with ``weights_only=True``.
+``train_state.pt`` of step/optimizer/scheduler tensors, loaded with ``weights_only=True``.
+``resume`` continues exactly where the last checkpoint left off: same step, optimizer moments,
+learning-rate schedule, and the rest of the interrupted epoch's batches (the data order is a
+function of seed and epoch only).
 """
 from __future__ import annotations
 
@@ -13,47 +18,64 @@ import copy
 import json
 import math
 import os
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from . import DEFAULT_WEATHER_CLASSES
-from .checkpoint import Checkpoint, ClipInfo, save_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
 from .clip_prior import ClipPrior, build_open_clip_from_config, named_clip_config
 from .model.config import get_config
 from .model.losses import (charbonnier, soft_residual_distillation, ssim,
                            weather_classification_loss)
 from .model.restorer import WeatherRestorer
 
+#: Weighted loss terms. 'recon' (Charbonnier) is always computed and weighs 1.0 unless set; the
+#: others are computed only when their weight is > 0 (a term missing from ``loss`` is off).
+LOSS_TERMS = ('recon', 'ssim', 'srd', 'cls')
+#: Other ``loss`` options (with defaults).
+LOSS_OPTIONS = {'srd_temperature': 0.1, 'srd_l2_weight': 0.0, 'label_smoothing': 0.0}
+CLIP_OPTIONS = ('embedded', 'model_name', 'pretrained', 'cache_dir', 'trainable')
+#: ModelConfig fields the trainer derives from the CLIP, the loss and class_names.
+DERIVED_MODEL_FIELDS = ('clip_dim', 'num_classes', 'class_names', 'srd_dim', 'use_srd')
+
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; loaded from YAML (see ``configs/*.yaml``)."""
+    """Everything a run needs; loaded from YAML (see ``configs/*.yaml``).
+
+    ``model``: ``{name: tiny|small|base, <ModelConfig field overrides>}``.
+    ``clip``: ``{model_name, pretrained, cache_dir}`` for an open_clip model, or
+    ``{embedded: <'tiny'|'small'|open_clip architecture name|config dict>}`` for a randomly
+    initialised tower stored in the checkpoints; ``trainable: true`` fine-tunes the image tower
+    jointly (at ``clip_lr``; the checkpoints then store its weights), else it stays frozen.
+    ``data``: ``{train: spec, val: spec}`` (see :func:`build_dataset`); ``val`` is optional.
+    ``loss``: weights of :data:`LOSS_TERMS` plus :data:`LOSS_OPTIONS`.
+    ``amp``: fp16 autocast + GradScaler, on CUDA only (ignored on CPU).
+    ``steps`` counts optimizer steps of the global batch (``batch_size`` x processes).
+    """
 
     out_dir: str = 'runs/train'
     seed: int = 0
     class_names: tuple = DEFAULT_WEATHER_CLASSES
     model: dict = field(default_factory=lambda: {'name': 'small'})
-    # clip: {model_name, pretrained, cache_dir} for an open_clip model, or
-    #       {embedded: <name or open_clip config dict>} for a small tower stored in checkpoints;
-    #       trainable: fine-tune the tower jointly (else frozen).
     clip: dict = field(default_factory=lambda: {'model_name': 'ViT-B-32',
                                                 'pretrained': 'openai'})
-    data: dict = field(default_factory=dict)       # {'train': spec, 'val': spec}
+    data: dict = field(default_factory=dict)
     steps: int = 100_000
-    batch_size: int = 8
+    batch_size: int = 8                              # per process
     lr: float = 2e-4
     clip_lr: float = 5e-5
     weight_decay: float = 1e-4
     warmup_steps: int = 1000
-    grad_clip: float = 1.0
-    amp: bool = True                                # CUDA only
+    grad_clip: float = 1.0                           # 0 = no clipping
+    amp: bool = True
     num_workers: int = 4
     loss: dict = field(default_factory=lambda: {'recon': 1.0, 'ssim': 0.2, 'srd': 0.1,
                                                 'cls': 0.05, 'srd_temperature': 0.1})
@@ -62,23 +84,81 @@ class TrainConfig:
     ckpt_every: int = 1000
     val_images: int = 64
 
+    def __post_init__(self):
+        # YAML 1.1 reads "1e-3" as a string and "5" where a float is meant as an int: coerce,
+        # and say which option is wrong instead of failing deep inside the optimizer.
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type == 'int':
+                setattr(self, f.name, _as_number(f.name, v, int))
+            elif f.type == 'float':
+                setattr(self, f.name, _as_number(f.name, v, float))
+            elif f.type == 'bool' and not isinstance(v, bool):
+                raise ValueError(f'training option {f.name} must be true or false, got {v!r}')
+            elif f.type == 'dict' and not isinstance(v, dict):
+                raise ValueError(f'training option {f.name} must be a mapping, got {v!r}')
+        self.class_names = tuple(self.class_names)
+        for name in ('steps', 'warmup_steps', 'num_workers', 'val_images'):
+            if getattr(self, name) < 0:
+                raise ValueError(f'training option {name} must be >= 0')
+        for name in ('batch_size', 'log_every', 'val_every', 'ckpt_every'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'training option {name} must be >= 1')
+        _check_keys('loss', self.loss, LOSS_TERMS + tuple(LOSS_OPTIONS))
+        self.loss = {k: _as_number(f'loss.{k}', v, float) for k, v in self.loss.items()}
+        _check_keys('clip', self.clip, CLIP_OPTIONS)
+        derived = sorted(set(self.model) & set(DERIVED_MODEL_FIELDS))
+        if derived:
+            raise ValueError(f'model: {derived} are set by the trainer (from clip, loss and '
+                             'class_names); remove them from the model section')
+        if self.data and 'train' not in self.data:
+            raise ValueError("data needs a 'train' entry (and optionally 'val')")
+        _check_keys('data', self.data, ('train', 'val'))
+
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> 'TrainConfig':
+        """Load a YAML config; ``overrides`` (None values ignored) replace top-level options.
+        Unknown options (top level, ``loss``, ``clip``, ``data``) raise ``ValueError``."""
         import yaml
         with open(path) as f:
             d = yaml.safe_load(f) or {}
+        if not isinstance(d, dict):
+            raise ValueError(f'{path}: a training config is a YAML mapping')
         d.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(d) - set(cls.__dataclass_fields__)
+        unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
-            raise ValueError(f'{path}: unknown training option(s) {sorted(unknown)}')
-        cfg = cls(**d)
-        cfg.class_names = tuple(cfg.class_names)
-        return cfg
+            raise ValueError(f'{path}: unknown training option(s) {sorted(unknown)}; valid: '
+                             f'{sorted(f.name for f in fields(cls))}')
+        try:
+            return cls(**d)
+        except ValueError as exc:
+            raise ValueError(f'{path}: {exc}') from None
+
+
+def _check_keys(section: str, d: dict, valid) -> None:
+    unknown = sorted(set(d) - set(valid))
+    if unknown:
+        raise ValueError(f'unknown {section} option(s) {unknown}; valid: {sorted(valid)}')
+
+
+def _as_number(name: str, v, kind):
+    if isinstance(v, bool) or v is None:
+        raise ValueError(f'training option {name} must be a number, got {v!r}')
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f'training option {name} must be a number, got {v!r}') from None
+    if kind is int:
+        if not x.is_integer():
+            raise ValueError(f'training option {name} must be a whole number, got {v!r}')
+        return int(x)
+    return x
 
 
 # ---------------------------------------------------------------------------- building blocks
 def build_clip(spec: dict, class_names, device) -> tuple[ClipPrior, ClipInfo]:
-    """The prior encoder: an embedded small tower (random init) or a named open_clip model."""
+    """The prior encoder: an embedded tower (random init, stored in checkpoints) or a named
+    open_clip model. Frozen; :class:`Trainer` unfreezes it for ``trainable``."""
     embedded = spec.get('embedded')
     if embedded is not None:
         cfg = named_clip_config(embedded) if isinstance(embedded, str) else embedded
@@ -101,16 +181,25 @@ def build_clip(spec: dict, class_names, device) -> tuple[ClipPrior, ClipInfo]:
 
 
 def build_dataset(spec: dict, class_names, seed: int, train: bool):
-    """A dataset from a config entry: ``type`` is synthetic | paired | allweather | cdd11 | test."""
+    """A dataset from a config entry: ``type`` is synthetic | paired | allweather | cdd11 | test.
+
+    ``crop_size`` (default 256 for training, full images for validation) and ``seed`` (default:
+    the run's) apply to all; the other keys go to the dataset class. ``synthetic`` takes
+    ``clean`` (photo folders/files and/or ``samples``: :func:`holdout.training_photo_sources`),
+    ``length``, ``classes``, ``severity_range``; ``{type: synthetic, holdout: true}`` is the
+    held-out validation set (:func:`holdout.holdout_dataset`: ``length``, ``seed``).
+    """
     from . import data as D
     spec = dict(spec)
     kind = spec.pop('type', 'paired')
     crop = spec.pop('crop_size', 256 if train else None)
-    common = dict(crop_size=crop, class_names=class_names, seed=seed)
+    if kind == 'synthetic' and spec.pop('holdout', False):
+        # The frames of ``weather-restore eval --holdout`` (its seed 1234 unless ``seed`` given).
+        from .holdout import holdout_dataset
+        return holdout_dataset(class_names, **spec)
+    common = dict(crop_size=crop, class_names=class_names, seed=spec.pop('seed', seed))
     if kind == 'synthetic':
-        from .holdout import holdout_dataset, training_photo_sources
-        if spec.pop('holdout', False):
-            return holdout_dataset(class_names, seed=spec.pop('seed', 1234), **spec)
+        from .holdout import training_photo_sources
         clean = training_photo_sources(spec.pop('clean', 'samples'))
         return D.SyntheticWeatherDataset(clean, length=spec.pop('length', 10_000), **common,
                                          **spec)
@@ -137,7 +226,8 @@ def lr_lambda(warmup: int, total: int):
 
 
 class ScalarLog:
-    """TensorBoard event files when tensorboard is installed, always a JSONL file too."""
+    """``metrics.jsonl`` (one JSON object per line: step, time, values), always; TensorBoard
+    event files under ``tensorboard/`` too when tensorboard is installed. Appends (resume)."""
 
     def __init__(self, out_dir: Path):
         self.path = out_dir / 'metrics.jsonl'
@@ -145,7 +235,7 @@ class ScalarLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
             self._tb = SummaryWriter(str(out_dir / 'tensorboard'))
-        except Exception:  # tensorboard not installed
+        except ImportError:  # tensorboard not installed
             self._tb = None
 
     def write(self, step: int, values: dict[str, float]) -> None:
@@ -161,39 +251,92 @@ class ScalarLog:
             self._tb.close()
 
 
+class _SkipFirst(torch.utils.data.Sampler):
+    """A sampler without its first ``n`` indices: the rest of an interrupted epoch."""
+
+    def __init__(self, sampler, n: int):
+        self.sampler, self.n = sampler, n
+
+    def __iter__(self):
+        it = iter(self.sampler)
+        for _ in range(self.n):
+            next(it, None)
+        return it
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.n)
+
+
+def _rest_of_epoch(loader, batches_done: int):
+    """``loader`` without its first ``batches_done`` batches, without loading them."""
+    if batches_done == 0:
+        return loader
+    return torch.utils.data.DataLoader(
+        loader.dataset, batch_size=loader.batch_size,
+        sampler=_SkipFirst(loader.sampler, batches_done * loader.batch_size),
+        num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory, drop_last=loader.drop_last,
+        worker_init_fn=loader.worker_init_fn, generator=loader.generator,
+        multiprocessing_context=loader.multiprocessing_context)
+
+
 # ---------------------------------------------------------------------------- the run
 class Objective(torch.nn.Module):
-    """Restorer + prior encoder + losses as one module, so DDP wraps a single forward."""
+    """Restorer + prior encoder + losses as one module, so that DDP wraps a single forward and
+    sees every parameter that gets a gradient (the restorer's and a trainable CLIP tower's).
+
+    ``loss``: weights of :data:`LOSS_TERMS`. 'recon' is always computed (weight default 1.0);
+    'ssim', 'cls' and 'srd' are computed only when their weight is > 0, missing = 0. 'srd' needs
+    ``teacher``, a frozen CLIP (the prior encoder itself when that is frozen: then one CLIP
+    pass gives both the prior embedding and the degraded image's teacher tokens).
+    ``forward(x, y, label) -> (weighted total, {term: unweighted detached value})``.
+    """
 
     def __init__(self, model: WeatherRestorer, clip: ClipPrior, teacher: ClipPrior | None,
-                 weights: dict):
+                 loss: dict):
         super().__init__()
         self.model, self.clip = model, clip
-        self._teacher = [teacher]  # a list: not a submodule, DDP must not sync it
-        self.weights = dict(weights)
+        self._teacher = [teacher]  # a list: not a submodule, so DDP neither syncs nor owns it
+        self.weights = {k: float(loss.get(k, 1.0 if k == 'recon' else 0.0))
+                        for k in LOSS_TERMS}
+        self.options = {k: float(loss.get(k, v)) for k, v in LOSS_OPTIONS.items()}
+        if self.weights['srd'] > 0 and teacher is None:
+            raise ValueError('loss.srd > 0 needs a CLIP teacher')
 
-    def forward(self, x, y, label):
-        w = self.weights
-        out = self.model(x, self.clip.encode(x).embedding)
-        terms = {'recon': charbonnier(out.image, y)}
-        if w.get('ssim', 0) > 0:
-            terms['ssim'] = 1 - ssim(out.image, y)
-        if w.get('cls', 0) > 0:
-            terms['cls'] = weather_classification_loss(out.logits, label)
+    def forward(self, x: torch.Tensor, y: torch.Tensor, label: torch.Tensor):
+        w, opt = self.weights, self.options
         teacher = self._teacher[0]
-        if teacher is not None:
+        srd = w['srd'] > 0
+        shared = srd and teacher is self.clip
+        prior = self.clip.encode(x, with_tokens=shared)
+        out = self.model(x, prior.embedding)
+        terms = {'recon': charbonnier(out.image, y)}
+        if w['ssim'] > 0:
+            terms['ssim'] = 1 - ssim(out.image, y)
+        if w['cls'] > 0:
+            terms['cls'] = weather_classification_loss(out.logits, label,
+                                                       label_smoothing=opt['label_smoothing'])
+        if srd:
             with torch.no_grad():
-                deg = teacher.encode(x, with_tokens=True)
+                degraded = prior if shared else teacher.encode(x, with_tokens=True)
                 clean = teacher.encode(y, with_tokens=True)
-            student = self.model.srd_student(out.residuals, deg.grid)
+            student = self.model.srd_student(out.residuals, degraded.grid)
             terms['srd'] = soft_residual_distillation(
-                student, deg.tokens, clean.tokens, temperature=w.get('srd_temperature', 0.1))
-        total = sum(w.get(k, 1.0) * v for k, v in terms.items())
-        return total, terms
+                student, degraded.tokens, clean.tokens, temperature=opt['srd_temperature'],
+                l2_weight=opt['srd_l2_weight'])
+        total = sum(w[k] * v for k, v in terms.items())
+        return total, {k: v.detach() for k, v in terms.items()}
 
 
 class Trainer:
+    """One training run (one process of it under torchrun). ``train()`` runs the loop,
+    ``resume()`` restores the last checkpoint, ``checkpoint()``/``save()`` write one."""
+
+    wall_time = 0.0    # seconds spent in train(), over resumes
+
     def __init__(self, cfg: TrainConfig, device: str | None = None):
+        if not cfg.data.get('train'):
+            raise ValueError("the training config needs data: {train: ...}")
         self.cfg = cfg
         self.distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
         if self.distributed and not dist.is_initialized():
@@ -215,45 +358,63 @@ class Trainer:
         names = tuple(cfg.class_names)
         self.clip, self.clip_info = build_clip(cfg.clip, names, self.device)
         self.clip_trainable = bool(cfg.clip.get('trainable', False))
-        w = cfg.loss
-        self.use_srd = w.get('srd', 0) > 0
+        self.use_srd = cfg.loss.get('srd', 0) > 0
+        if self.use_srd and not self.clip.supports_tokens:
+            raise ValueError(f'loss.srd > 0 needs CLIP patch tokens, which the '
+                             f'{self.clip_info.model_name} tower does not give (use a ViT)')
+        # The checkpoint carries the tower's weights whenever a name cannot reproduce them: an
+        # embedded tower, a fine-tuned one, or an architecture without pretrained weights.
+        if not self.clip_info.embedded and (self.clip_trainable or not self.clip_info.pretrained):
+            oc = self.clip.open_clip_config()
+            if not oc.get('model_cfg'):
+                raise ValueError(f'cannot store the weights of CLIP {self.clip_info.model_name!r}'
+                                 ' in checkpoints (its config is unknown): freeze it and use '
+                                 'pretrained weights, or use an open_clip architecture name')
+            self.clip_info = ClipInfo(model_name=self.clip_info.model_name,
+                                      pretrained=self.clip_info.pretrained,
+                                      embed_dim=self.clip_info.embed_dim, embedded=True,
+                                      open_clip_config=oc, has_text_tower=False)
         mcfg = dict(cfg.model)
         base = mcfg.pop('name', 'small')
         self.model_cfg = get_config(
             base, clip_dim=self.clip.embed_dim, num_classes=len(names), class_names=names,
             srd_dim=self.clip.token_dim if self.use_srd else 0, use_srd=self.use_srd, **mcfg)
-        model = WeatherRestorer(self.model_cfg).to(self.device)
+        self.model = WeatherRestorer(self.model_cfg).to(self.device)
         # SRD teacher: CLIP's own picture of the weather, frozen. When the tower itself is
-        # fine-tuned, the teacher is a frozen copy of its starting point.
-        self.teacher = (copy.deepcopy(self.clip).eval() if self.use_srd and self.clip_trainable
-                        else self.clip)
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
-        for p in self.clip.parameters():
-            p.requires_grad_(self.clip_trainable)
-        params = [{'params': model.parameters(), 'lr': cfg.lr}]
+        # fine-tuned, the teacher is a frozen copy of its starting point (rebuilt identically
+        # from the seed or the pretrained weights on resume).
+        teacher = None
+        if self.use_srd:
+            teacher = copy.deepcopy(self.clip).eval() if self.clip_trainable else self.clip
+        self.teacher = teacher
+        self.clip.set_trainable(self.clip_trainable)  # the image tower only, never the text
+        params = [{'params': list(self.model.parameters()), 'lr': cfg.lr}]
         if self.clip_trainable:
-            params.append({'params': self.clip.parameters(), 'lr': cfg.clip_lr})
-        self.model = model
-        self.objective = Objective(model, self.clip, self.teacher if self.use_srd else None,
-                                   cfg.loss)
+            params.append({'params': list(self.clip.visual.parameters()), 'lr': cfg.clip_lr})
+        self.objective = Objective(self.model, self.clip, teacher, cfg.loss)
         if self.distributed:
+            # Parameters without a gradient in every step: the weather head without the cls
+            # loss, a trainable tower whose embedding the restorer does not read.
+            unused = self.objective.weights['cls'] <= 0 or (
+                self.clip_trainable and not self.model_cfg.use_clip_prior)
             self.objective = torch.nn.parallel.DistributedDataParallel(
                 self.objective,
                 device_ids=[self.device.index] if self.device.type == 'cuda' else None,
-                find_unused_parameters=cfg.loss.get('cls', 0) <= 0)  # classifier unused then
+                find_unused_parameters=unused)
         self.opt = torch.optim.AdamW(params, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lr_lambda(cfg.warmup_steps, cfg.steps))
-        self.amp = cfg.amp and self.device.type == 'cuda'
+        self.amp = cfg.amp and self.device.type == 'cuda'   # fp16 autocast is a CUDA feature
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
         self.step = 0
+        self.last_val: dict[str, float] = {}
         self.train_set = build_dataset(cfg.data['train'], names, cfg.seed, train=True)
         self.val_set = (build_dataset(cfg.data['val'], names, cfg.seed + 1, train=False)
                         if cfg.data.get('val') else None)
 
     # ---------------------------------------------------------------- state
     def checkpoint(self) -> Checkpoint:
+        """The inference checkpoint of the current weights (no optimizer state)."""
         clip_state = {}
         if self.clip_info.embedded:
             clip_state = {k: v for k, v in self.clip.open_clip_model.state_dict().items()
@@ -265,82 +426,100 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         return {'steps': self.step, 'batch_size': self.cfg.batch_size * self.world,
-                'data': self.cfg.data, 'losses': self.cfg.loss,
+                'processes': self.world, 'data': self.cfg.data, 'losses': self.cfg.loss,
                 'clip_trainable': self.clip_trainable, 'wall_time_s': round(self.wall_time, 1),
-                **{k: v for k, v in getattr(self, 'last_val', {}).items()}}
+                **self.last_val}
 
     def save(self) -> Path:
+        """``last.safetensors`` (+ .json), ``train_state.pt`` and ``train_config.json`` in
+        out_dir, each written to a temporary name first (a kill mid-save keeps the old ones)."""
         path = save_checkpoint(self.out / 'last.safetensors', self.checkpoint())
-        torch.save({'step': self.step, 'optimizer': self.opt.state_dict(),
-                    'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(),
-                    'wall_time': self.wall_time},
-                   self.out / 'train_state.pt')
-        with open(self.out / 'train_config.json', 'w') as f:
-            json.dump(asdict(self.cfg), f, indent=2)
+        state = {'step': self.step, 'optimizer': self.opt.state_dict(),
+                 'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(),
+                 'wall_time': self.wall_time}
+        tmp = self.out / f'.train_state.pt.tmp{os.getpid()}'
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / 'train_state.pt')
+        (self.out / 'train_config.json').write_text(json.dumps(asdict(self.cfg), indent=2))
         return path
 
     def resume(self) -> None:
-        from .checkpoint import load_checkpoint
-        ckpt = load_checkpoint(self.out / 'last.safetensors')
-        self.model.load_state_dict(ckpt.restorer_state)
+        """Weights, optimizer, scheduler, scaler and step from out_dir (written by save())."""
+        ckpt_path, state_path = self.out / 'last.safetensors', self.out / 'train_state.pt'
+        if not (ckpt_path.is_file() and state_path.is_file()):
+            raise FileNotFoundError(f'nothing to resume in {self.out}: needs last.safetensors '
+                                    'and train_state.pt (drop --resume to start afresh)')
+        ckpt = load_checkpoint(ckpt_path)
+        try:
+            self.model.load_state_dict(ckpt.restorer_state)
+        except RuntimeError as exc:
+            raise CheckpointError(f'{ckpt_path} does not fit the configured model (was the '
+                                  f'model, clip or loss section changed?): {exc}') from exc
         if ckpt.clip_state:
             self.clip.open_clip_model.load_state_dict(ckpt.clip_state, strict=False)
-        state = torch.load(self.out / 'train_state.pt', map_location=self.device,
-                           weights_only=True)
+        state = torch.load(state_path, map_location=self.device, weights_only=True)
         self.opt.load_state_dict(state['optimizer'])
         self.sched.load_state_dict(state['scheduler'])
         self.scaler.load_state_dict(state['scaler'])
         self.step = int(state['step'])
         self.wall_time = float(state.get('wall_time', 0.0))
+        saved = ckpt.training.get('steps')
+        if saved is not None and int(saved) != self.step and self.rank == 0:
+            print(f'warning: {ckpt_path} is from step {saved} but train_state.pt from step '
+                  f'{self.step} (interrupted save?); continuing from step {self.step}',
+                  file=sys.stderr)
 
     # ---------------------------------------------------------------- loop
-    wall_time = 0.0
-
     def train(self, max_steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+        """Train up to ``cfg.steps`` (or ``max_steps`` more steps); logs every ``log_every``
+        steps (mean of the losses since the last log, over all processes), validates every
+        ``val_every`` and checkpoints every ``ckpt_every`` steps and at the end."""
         from tqdm import tqdm
 
-        from .data import make_loader
+        from .data import make_loader, set_epoch
         cfg = self.cfg
         end = min(cfg.steps, self.step + max_steps) if max_steps else cfg.steps
         loader = make_loader(self.train_set, cfg.batch_size, shuffle=True, seed=cfg.seed,
                              num_workers=cfg.num_workers, distributed=self.distributed)
+        per_epoch = len(loader)
+        if per_epoch == 0:
+            raise ValueError('the training set gives no batch')
         log = ScalarLog(self.out) if self.rank == 0 else None
         bar = tqdm(total=end, initial=self.step, disable=not progress or self.rank != 0,
                    unit='step', dynamic_ncols=True)
-        self.model.train()
-        self.clip.train(self.clip_trainable)
-        epoch = self.step * cfg.batch_size * self.world // max(1, len(self.train_set))
+        self.objective.train()
         t_start = time.time() - self.wall_time
         running: dict[str, float] = {}
+        window = 0
         while self.step < end:
-            if hasattr(loader.sampler, 'set_epoch'):
-                loader.sampler.set_epoch(epoch)
-            if hasattr(self.train_set, 'set_epoch'):
-                self.train_set.set_epoch(epoch)
-            for batch in loader:
+            epoch, done = divmod(self.step, per_epoch)
+            set_epoch(loader, epoch)
+            for batch in _rest_of_epoch(loader, done):
                 if self.step >= end:
                     break
                 x = batch['input'].to(self.device, non_blocking=True)
                 y = batch['target'].to(self.device, non_blocking=True)
                 label = batch['label'].to(self.device, non_blocking=True)
-                with torch.autocast('cuda', dtype=torch.float16, enabled=self.amp):
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                     total, terms = self.objective(x, y, label)
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(total).backward()
-                self.scaler.unscale_(self.opt)
-                params = [p for g in self.opt.param_groups for p in g['params']]
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                if cfg.grad_clip > 0:
+                    self.scaler.unscale_(self.opt)
+                    params = [p for g in self.opt.param_groups for p in g['params']]
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 self.scaler.step(self.opt)
                 self.scaler.update()
                 self.sched.step()
                 self.step += 1
                 self.wall_time = time.time() - t_start
-                for k, v in {'total': total, **terms}.items():
-                    running[k] = running.get(k, 0.0) + float(v.detach())
+                for k, v in {'total': total.detach(), **terms}.items():
+                    running[k] = running.get(k, 0.0) + float(v)
+                window += 1
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == end:
-                    means = {f'loss/{k}': v / cfg.log_every for k, v in running.items()}
-                    running = {}
+                    means = self._mean_over_processes(running, window)
+                    running, window = {}, 0
                     bar.set_postfix(loss=f'{means["loss/total"]:.4f}')
                     if log:
                         log.write(self.step, {**means, 'lr': self.sched.get_last_lr()[0]})
@@ -349,19 +528,29 @@ class Trainer:
                     self.validate(log)
                 if self.rank == 0 and (self.step % cfg.ckpt_every == 0 or self.step == end):
                     self.save()
-            epoch += 1
         bar.close()
         if log:
             log.close()
+        if self.distributed:
+            dist.barrier()  # every rank returns after rank 0's last checkpoint is written
         return self.summary()
+
+    def _mean_over_processes(self, sums: dict[str, float], n: int) -> dict[str, float]:
+        keys = sorted(sums)
+        t = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64, device=self.device)
+        if self.distributed:
+            dist.all_reduce(t)
+        return {f'loss/{k}': float(v) / max(1.0, float(t[-1])) for k, v in zip(keys, t)}
 
     @torch.no_grad()
     def validate(self, log=None) -> dict[str, float]:
-        """PSNR/SSIM (Y channel, as the benchmark papers report) and weather accuracy."""
+        """PSNR/SSIM (Y channel, as the benchmark papers report) and weather accuracy on the
+        first ``val_images`` validation samples, one at a time at full size. 'clear' samples
+        count for the accuracy only: their input is the target, so a PSNR would be unbounded
+        (``evaluation`` scores them apart). Under DDP each rank takes every world-th sample."""
         from .metrics import psnr as psnr_np
         from .metrics import ssim as ssim_np
-        self.model.eval()
-        self.clip.eval()
+        self.objective.eval()
         psnrs, ssims, correct, seen = [], [], 0, 0
         n = min(len(self.val_set), self.cfg.val_images)
         for i in range(self.rank, n, self.world):
@@ -371,7 +560,7 @@ class Trainer:
             correct += int(out.logits.argmax(-1).item() == int(s['label']))
             seen += 1
             if self.cfg.class_names[int(s['label'])] == 'clear':
-                continue  # input == target: its PSNR is unbounded and would swamp the mean
+                continue
             pred = _to_uint8(out.image[0])
             gt = _to_uint8(s['target'])
             psnrs.append(psnr_np(pred, gt))
@@ -386,8 +575,7 @@ class Trainer:
                          'val_accuracy': round(float(stats[3]) / max(1.0, float(stats[4])), 4)}
         if log:
             log.write(self.step, {f'val/{k[4:]}': v for k, v in self.last_val.items()})
-        self.model.train()
-        self.clip.train(self.clip_trainable)
+        self.objective.train()
         return self.last_val
 
     def close(self) -> None:
@@ -401,6 +589,7 @@ def _to_uint8(t: torch.Tensor) -> np.ndarray:
 
 def train(cfg: TrainConfig, resume: bool = False, device: str | None = None,
           max_steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Build a :class:`Trainer`, optionally resume, train; returns the run summary."""
     trainer = Trainer(cfg, device=device)
     try:
         if resume:

@@ -1,4 +1,4 @@
-"""``weather-restore eval``: PSNR/SSIM per weather class against the input and classical baselines."""
+"""``weather-restore eval``: PSNR/SSIM per weather class vs. the input and classical baselines."""
 from __future__ import annotations
 
 
