@@ -523,3 +523,19 @@ def test_synthetic_dataset_with_real_synth_module():
         if s['label'] == lab('clear'):
             assert torch.equal(s['input'], s['target'])
         assert torch.equal(s['input'], again[i]['input'])
+
+
+def test_synthetic_augment_is_deterministic_and_changes_the_clean_crop():
+    """augment=True jitters the clean photo (before the weather): same seed, same bytes."""
+    photo = np.random.default_rng(0).integers(0, 256, (120, 160, 3), np.uint8)
+    kw = dict(crop_size=64, length=4, seed=5, classes=('clear',))
+    plain = SyntheticWeatherDataset([photo], **kw)
+    aug_a = SyntheticWeatherDataset([photo], augment=True, **kw)
+    aug_b = SyntheticWeatherDataset([photo], augment=True, **kw)
+    for i in range(4):
+        a, b = aug_a[i], aug_b[i]
+        assert torch.equal(a['target'], b['target']) and torch.equal(a['input'], b['input'])
+        assert a['target'].shape == plain[i]['target'].shape == (3, 64, 64)
+        # 'clear': the degraded input is the (jittered) clean crop itself
+        assert torch.equal(a['input'], a['target'])
+    assert any(not torch.equal(aug_a[i]['target'], plain[i]['target']) for i in range(4))

@@ -46,7 +46,8 @@ class SyntheticWeatherDataset(Dataset):
                  length: int | None = None, seed: int = 0, classes: Sequence[str] | None = None,
                  severity_range: tuple[float, float] | None = None,
                  class_names: Sequence[str] = DEFAULT_WEATHER_CLASSES, flip: bool = True,
-                 degrade: Callable | None = None, with_params: bool = False):
+                 degrade: Callable | None = None, with_params: bool = False,
+                 augment: bool = False):
         if isinstance(clean_images, (str, os.PathLike)):
             root = os.path.abspath(os.fspath(clean_images))
             if not os.path.isdir(root):
@@ -78,6 +79,7 @@ class SyntheticWeatherDataset(Dataset):
         self.flip = bool(flip)
         self.degrade = degrade
         self.with_params = with_params
+        self.augment = bool(augment)
         for c in self.classes or ():    # a combination ('rain+fog') is labelled by its first part
             label_index(str(c).split('+')[0].strip(), self.class_names, where=f'classes ({c})')
 
@@ -98,8 +100,13 @@ class SyntheticWeatherDataset(Dataset):
             raise IndexError(index)
         k = index % len(self.sources)
         rng = sample_rng(self.seed, self.epoch, index)
-        (clean,) = random_crop_flip((self._image(k),), self.crop_size, self.flip, rng)
+        photo = self._image(k)
+        if self.augment:
+            photo = _rescale(photo, rng, self.crop_size)
+        (clean,) = random_crop_flip((photo,), self.crop_size, self.flip, rng)
         clean = np.ascontiguousarray(clean)
+        if self.augment:
+            clean = photometric_jitter(clean, rng)
         fn = self.degrade if self.degrade is not None else _default_degrade()
         kwargs = {}
         if self.classes is not None:
@@ -119,5 +126,35 @@ class SyntheticWeatherDataset(Dataset):
         return out
 
     def __repr__(self) -> str:
-        return (f'SyntheticWeatherDataset(photos={len(self.sources)}, length={self.length}, '
+        return (f'SyntheticWeatherDataset(augment={self.augment}, photos={len(self.sources)}, '
+                f'length={self.length}, '
                 f'crop_size={self.crop_size}, classes={self.classes}, seed={self.seed})')
+
+
+def _rescale(photo: np.ndarray, rng: np.random.Generator, crop_size) -> np.ndarray:
+    """Random zoom out (0.5-1x, never below the crop): more scene per crop, varied scales."""
+    import cv2
+    h, w = photo.shape[:2]
+    ch, cw = (crop_size, crop_size) if isinstance(crop_size, int) else (crop_size or (h, w))
+    lo = min(1.0, max(0.5, ch / h, cw / w))
+    f = float(rng.uniform(lo, 1.0))
+    if f >= 0.99:
+        return photo
+    return cv2.resize(photo, (max(cw, round(w * f)), max(ch, round(h * f))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random channel order, gamma, gain and saturation of the *clean* crop.
+
+    With a handful of training photos, colour and brightness identify the photo, and a model
+    learns "this photo -> this weather". Jittering the clean image (before the weather is added,
+    so the physics stays right) breaks that shortcut.
+    """
+    x = rgb.astype(np.float32) / 255.0
+    x = x[..., rng.permutation(3)]
+    grey = x.mean(axis=2, keepdims=True)
+    x = grey + (x - grey) * float(rng.uniform(0.6, 1.3))          # saturation
+    x = np.clip(x, 0, 1) ** float(np.exp(rng.uniform(-0.4, 0.4)))  # gamma
+    x = x * float(rng.uniform(0.75, 1.15))                         # exposure
+    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
