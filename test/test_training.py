@@ -331,3 +331,31 @@ def test_two_gloo_processes_under_torchrun(tmp_path, photos):
     engine = RestorationEngine.from_checkpoint(str(tmp_path / 'run' / 'last.safetensors'),
                                                device='cpu', warmup=False)
     assert engine.restore(np.full((32, 40, 3), 128, np.uint8)).image.shape == (32, 40, 3)
+
+
+def test_non_finite_steps_are_skipped_then_a_diverging_run_stops(tmp_path, photos, monkeypatch):
+    """A NaN batch must not reach the weights; a run that keeps producing them stops loudly."""
+    import weather_restore_ros.training as T
+    trainer = T.Trainer(T.TrainConfig(**tiny_config(tmp_path / 'run', photos, steps=3)))
+    real = trainer.objective.forward
+    calls = {'n': 0}
+
+    def nan_on_first_call(x, y, label):
+        total, terms = real(x, y, label)
+        calls['n'] += 1
+        return (total * float('nan') if calls['n'] == 1 else total), terms
+
+    monkeypatch.setattr(trainer.objective, 'forward', nan_on_first_call)
+    before = state_of(trainer.model)
+    trainer.train(progress=False)
+    assert trainer.nonfinite_steps == 1 and trainer.step == 3
+    assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())
+    assert not same_state(before, state_of(trainer.model))  # the finite steps did train
+
+    monkeypatch.setattr(trainer.objective, 'forward',
+                        lambda x, y, label: (real(x, y, label)[0] * float('nan'), {}))
+    monkeypatch.setattr(T, 'MAX_NONFINITE_STEPS', 2)
+    trainer.cfg.steps = 10
+    with pytest.raises(FloatingPointError, match='diverging'):
+        trainer.train(progress=False)
+    trainer.close()

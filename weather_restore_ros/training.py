@@ -281,6 +281,9 @@ def _rest_of_epoch(loader, batches_done: int):
 
 
 # ---------------------------------------------------------------------------- the run
+MAX_NONFINITE_STEPS = 20
+
+
 class Objective(torch.nn.Module):
     """Restorer + prior encoder + losses as one module, so that DDP wraps a single forward and
     sees every parameter that gets a gradient (the restorer's and a trainable CLIP tower's).
@@ -333,6 +336,7 @@ class Trainer:
     ``resume()`` restores the last checkpoint, ``checkpoint()``/``save()`` write one."""
 
     wall_time = 0.0    # seconds spent in train(), over resumes
+    nonfinite_steps = 0  # steps skipped for non-finite gradients (CPU/fp32; AMP skips its own)
 
     def __init__(self, cfg: TrainConfig, device: str | None = None):
         if not cfg.data.get('train'):
@@ -504,10 +508,20 @@ class Trainer:
                     total, terms = self.objective(x, y, label)
                 self.opt.zero_grad(set_to_none=True)
                 self.scaler.scale(total).backward()
-                if cfg.grad_clip > 0:
-                    self.scaler.unscale_(self.opt)
-                    params = [p for g in self.opt.param_groups for p in g['params']]
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                self.scaler.unscale_(self.opt)
+                params = [p for g in self.opt.param_groups for p in g['params']]
+                norm = torch.nn.utils.clip_grad_norm_(
+                    params, cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
+                if not self.amp and not torch.isfinite(norm):
+                    # One bad batch must not poison the weights (AMP's scaler already skips
+                    # such steps); a run that keeps producing them is diverging: stop it.
+                    self.nonfinite_steps += 1
+                    if self.nonfinite_steps > MAX_NONFINITE_STEPS:
+                        raise FloatingPointError(
+                            f'non-finite gradients in {self.nonfinite_steps} steps (last at step '
+                            f'{self.step}): the run is diverging; lower lr / clip_lr')
+                    self.opt.zero_grad(set_to_none=True)
+                    continue
                 self.scaler.step(self.opt)
                 self.scaler.update()
                 self.sched.step()
