@@ -93,6 +93,28 @@ class SyntheticWeatherDataset(Dataset):
         s = self.sources[k]
         return s if isinstance(s, np.ndarray) else read_rgb(s)
 
+    def _clean_crop(self, k: int, crop_hw, rng: np.random.Generator) -> np.ndarray:
+        photo = self._image(k)
+        if self.augment:
+            photo = _rescale(photo, rng, crop_hw)
+        (clean,) = random_crop_flip((photo,), crop_hw, self.flip, rng)
+        clean = np.ascontiguousarray(clean)
+        return photometric_jitter(clean, rng) if self.augment else clean
+
+    def _mosaic(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """A 2x2 mosaic of jittered crops of random photos: a new "scene" whose overall
+        brightness and colour say nothing about its weather, so the network has to look at
+        the weather itself (few photos otherwise let it memorise each photo's appearance)."""
+        ch, cw = self.crop_size
+        y = int(rng.integers(ch // 4, 3 * ch // 4 + 1))
+        x = int(rng.integers(cw // 4, 3 * cw // 4 + 1))
+        out = np.empty((ch, cw, 3), np.uint8)
+        for (y0, y1), (x0, x1) in [((0, y), (0, x)), ((0, y), (x, cw)), ((y, ch), (0, x)),
+                                   ((y, ch), (x, cw))]:
+            src = k if (y0, x0) == (0, 0) else int(rng.integers(len(self.sources)))
+            out[y0:y1, x0:x1] = self._clean_crop(src, (y1 - y0, x1 - x0), rng)
+        return out
+
     def __getitem__(self, index: int) -> dict:
         if index < 0:
             index += len(self)
@@ -100,13 +122,10 @@ class SyntheticWeatherDataset(Dataset):
             raise IndexError(index)
         k = index % len(self.sources)
         rng = sample_rng(self.seed, self.epoch, index)
-        photo = self._image(k)
-        if self.augment:
-            photo = _rescale(photo, rng, self.crop_size)
-        (clean,) = random_crop_flip((photo,), self.crop_size, self.flip, rng)
-        clean = np.ascontiguousarray(clean)
-        if self.augment:
-            clean = photometric_jitter(clean, rng)
+        if self.augment and self.crop_size is not None and rng.random() < MOSAIC_P:
+            clean = self._mosaic(k, rng)
+        else:
+            clean = self._clean_crop(k, self.crop_size, rng)
         fn = self.degrade if self.degrade is not None else _default_degrade()
         kwargs = {}
         if self.classes is not None:
@@ -129,6 +148,9 @@ class SyntheticWeatherDataset(Dataset):
         return (f'SyntheticWeatherDataset(augment={self.augment}, photos={len(self.sources)}, '
                 f'length={self.length}, '
                 f'crop_size={self.crop_size}, classes={self.classes}, seed={self.seed})')
+
+
+MOSAIC_P = 0.5   # share of augmented samples built as a 2x2 mosaic of several photos
 
 
 def _rescale(photo: np.ndarray, rng: np.random.Generator, crop_size) -> np.ndarray:
