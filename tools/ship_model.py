@@ -49,6 +49,7 @@ def main() -> int:
     shutil.copyfile(args.checkpoint, TARGET)
     shutil.copyfile(args.checkpoint.with_suffix('.json'), TARGET.with_suffix('.json'))
     meta = json.loads(TARGET.with_suffix('.json').read_text())
+    training = meta.get('training', {})
     eval_dir = ROOT / 'runs' / 'ship_eval'
     shipped = evaluate(TARGET, eval_dir / 'shipped')
     shutil.copyfile(eval_dir / 'shipped' / 'samples.png', MODELS / 'holdout_samples.png')
@@ -56,7 +57,6 @@ def main() -> int:
     for other in args.compare:
         rows.append(summary_line(other.parent.name, evaluate(other, eval_dir / other.parent.name)))
 
-    training = meta.get('training', {})
     size_mb = TARGET.stat().st_size / 1e6
     card = [
         '# weather_small: the model shipped with weather_restore_ros', '',
@@ -66,8 +66,9 @@ def main() -> int:
         f'- Restorer: the `small` config ({meta["model_config"]["name"]}), '
         'SAR encoder + CWP cross-attention, ~0.68 M parameters, ~2.7 GFLOPs per 640x480 frame.',
         f'- Prior encoder: `{meta["clip"]["model_name"]}`, a small CLIP-style ViT image tower '
-        f'(embedding {meta["clip"]["embed_dim"]}) with **random initial weights**, trained with '
-        'the restorer and stored in the checkpoint. No pretrained CLIP can be downloaded on the '
+        f'(embedding {meta["clip"]["embed_dim"]}) with **random initial weights**, '
+        f'{"fine-tuned with the restorer" if training.get("clip_trainable") else "kept frozen"}'
+        ', stored in the checkpoint. No pretrained CLIP can be downloaded on the '
         'machines this was trained on, so it has no text tower (weather comes from the trained '
         'weather head, `classifier: head`).',
         '- CLIP-SRD: **off** (`loss.srd: 0`). SRD distils a *pretrained* CLIP\'s knowledge of '
@@ -79,8 +80,8 @@ def main() -> int:
         '`tools/fetch_training_photos.py`) and the shipped `camera`, `chelsea`, `rocket` '
         '(weather_restore_ros/assets/LICENSES.md).',
         '- Weather: synthesised on the fly (`weather_restore_ros.synth`): rain, snow, fog, lens '
-        'raindrops, rain+fog, snow+fog, and clear, severity 0.3-1.0, on 160 px crops with zoom '
-        'and photometric jitter of the clean crop.',
+        'raindrops, rain+fog, snow+fog, and clear, severity 0.3-1.0, on 160 px crops with zoom, '
+        'photometric jitter of the clean crop and 2x2 mosaics of several photos.',
         '- Held-out validation: the shipped `china.jpg` (CC BY 2.0, danielbuechele), never '
         'trained on: 60 fixed synthetic samples (`weather-restore eval --holdout`, seed 1234).', '',
         '## Training',
@@ -90,7 +91,7 @@ def main() -> int:
         f'CLIP tower trainable: {training.get("clip_trainable")}.',
         '- Reproduce: `python tools/fetch_training_photos.py .build/photos && weather-restore '
         'train configs/shipped_small.yaml`.', '',
-        '## Joint vs frozen prior tower (same config, same steps, held-out set)', '',
+        '## Compared runs (held-out set, `weather-restore eval --holdout`)', '',
         '| run | model PSNR (Y, weather frames) | SSIM | weather accuracy |',
         '|---|---:|---:|---:|', *rows, '',
         '## Held-out results of the shipped model (`weather-restore eval --holdout`)', '',
