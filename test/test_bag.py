@@ -215,14 +215,14 @@ def test_bad_frames_are_accounted_not_fatal(tmp_path, engine):
     front, rear = summary.accounting['/front/image_raw'], summary.accounting[
         '/rear/image_raw/compressed']
     assert (front.read, front.restored, front.copied) == (FRAMES + 3, FRAMES, FRAMES + 3)
-    assert dict(front.skipped) == {'unsupported_encoding': 1, 'truncated_data': 1,
+    assert dict(front.skipped) == {'unsupported_encoding': 1, 'truncated': 1,
                                    'undeserializable': 1}
-    assert dict(rear.skipped) == {'undecodable_image': 1} and rear.restored == FRAMES
+    assert dict(rear.skipped) == {'corrupt': 1} and rear.restored == FRAMES
     assert '32FC1' in front.examples['unsupported_encoding']
     assert summary.ok and not summary.problems
-    assert 'undecodable_image 1' in summary.accounting.table()
+    assert 'corrupt 1' in summary.accounting.table()
     data = json.loads(Path(summary.summary_path).read_text())
-    assert data['topics']['/front/image_raw']['skipped_reasons']['truncated_data'] == 1
+    assert data['topics']['/front/image_raw']['skipped_reasons']['truncated'] == 1
 
 
 def test_prior_age_is_measured_on_the_bag_clock(tmp_path, engine):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from weather_restore_ros.imaging import (
-    OUTPUT_ENCODINGS, SUPPORTED_ENCODINGS, ImageConversionError, compressed_to_rgb,
-    image_to_numpy, image_to_rgb, numpy_to_image, output_encoding, rgb_to_compressed,
-    rgb_to_encoding)
+    OUTPUT_ENCODINGS, REASONS, SUPPORTED_ENCODINGS, ImageConversionError, compressed_to_rgb,
+    decode_frame, image_to_numpy, image_to_rgb, numpy_to_image, output_encoding,
+    rgb_to_compressed, rgb_to_encoding)
 
 # samples per pixel, bytes per sample: independent of the module's table on purpose
 LAYOUT = {
@@ -504,3 +504,33 @@ def test_bad_compressed_raise(case):
     bad, text = BAD_COMPRESSED[case]
     with pytest.raises(ImageConversionError, match=text):
         compressed_to_rgb(bad)
+
+
+@pytest.mark.parametrize('bad,reason', [
+    (msg(encoding='rgb9'), 'unsupported_encoding'),
+    (msg(data=bytes(1000)), 'truncated'),
+    (msg(step=299), 'bad_step'),
+    (msg(width=0), 'empty'),
+    (msg(encoding='yuv422', width=5, step=10), 'odd_width'),
+    (msg(data=None), 'invalid'),
+    (msg(height=100_000, width=100_000, step=300_000), 'oversized'),
+    (SimpleNamespace(format='jpeg', data=b''), 'empty'),
+    (SimpleNamespace(format='jpeg', data=b'\xff\xd8\xff\xe0 not a jpeg'), 'corrupt'),
+    (SimpleNamespace(format='16UC1; compressedDepth png', data=bytes(100)),
+     'unsupported_encoding'),
+])
+def test_decode_frame_reasons_are_stable_counter_keys(bad, reason):
+    """The node and the bag tool count skipped frames by ``reason``: never by message text."""
+    with pytest.raises(ImageConversionError) as info:
+        decode_frame(bad)
+    assert info.value.reason == reason and reason in REASONS
+
+
+def test_decode_frame_returns_rgb_and_the_encoding_to_answer_in():
+    bgr = np.zeros((4, 6, 3), np.uint8)
+    bgr[..., 0] = 255                                             # blue in BGR order
+    rgb, encoding = decode_frame(numpy_to_image(bgr, 'bgr8', msg_type=SimpleNamespace))
+    assert encoding == 'bgr8' and (rgb[..., 2] == 255).all() and (rgb[..., 0] == 0).all()
+    comp = rgb_to_compressed(rgb, 'png', msg_type=SimpleNamespace)
+    rgb2, encoding2 = decode_frame(comp)
+    assert encoding2 == 'bgr8' and np.array_equal(rgb2, rgb)

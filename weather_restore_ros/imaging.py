@@ -28,7 +28,28 @@ import numpy as np
 
 
 class ImageConversionError(ValueError):
-    """The one error for a message or array that cannot be converted, so callers catch one type."""
+    """The one error for a message or array that cannot be converted, so callers catch one type.
+
+    ``reason`` is a short, stable key (one of REASONS) for counters: the node's diagnostics and
+    the bag tool's accounting count skipped frames by it, so it must not depend on wording.
+    """
+
+    def __init__(self, message: str, reason: str = 'invalid'):
+        super().__init__(message)
+        self.reason = reason
+
+
+REASONS = {
+    'unsupported_encoding': 'an encoding or compression this converter does not handle',
+    'corrupt': 'compressed data that does not decode (corrupt JPEG/PNG)',
+    'truncated': 'image data shorter than height x step',
+    'empty': 'zero width or height, or no data',
+    'bad_step': 'step smaller than a row of pixels',
+    'odd_width': 'a YUV 4:2:2 image with an odd width',
+    'oversized': 'more pixels than any camera makes (a corrupt header)',
+    'invalid': 'inconsistent or mistyped image fields',
+}
+MAX_INPUT_PIXELS = 64_000_000  # beyond any camera (8K is 33 MP): a corrupt header, not a frame
 
 
 class _Layout(NamedTuple):
@@ -80,7 +101,8 @@ def _layout(encoding) -> _Layout:
     except (KeyError, TypeError):
         raise ImageConversionError(
             f'unsupported image encoding {encoding!r}; '
-            f'supported: {", ".join(SUPPORTED_ENCODINGS)}') from None
+            f'supported: {", ".join(SUPPORTED_ENCODINGS)}',
+            reason='unsupported_encoding') from None
 
 
 def _byte_view(data) -> np.ndarray:
@@ -112,7 +134,8 @@ def _cvt(image: np.ndarray, code: int) -> np.ndarray:
 def _check_even_width(encoding, layout, width):
     if layout.channels == 2 and width % 2:
         raise ImageConversionError(
-            f'{encoding} shares chroma between pixel pairs and needs an even width, got {width}')
+            f'{encoding} shares chroma between pixel pairs and needs an even width, got {width}',
+            reason='odd_width')
 
 
 def _samples(msg) -> tuple[_Layout, np.ndarray]:
@@ -124,17 +147,18 @@ def _samples(msg) -> tuple[_Layout, np.ndarray]:
         raise ImageConversionError(f'not an Image message: {exc}') from None
     layout = _layout(encoding)
     if height <= 0 or width <= 0:
-        raise ImageConversionError(f'empty image: {width}x{height} ({encoding})')
+        raise ImageConversionError(f'empty image: {width}x{height} ({encoding})',
+                                   reason='empty')
     row_bytes = width * layout.channels * layout.itemsize
     if step < row_bytes:
         raise ImageConversionError(
             f'step {step} is smaller than width {width} x {layout.channels * layout.itemsize} '
-            f'bytes per pixel = {row_bytes} ({encoding})')
+            f'bytes per pixel = {row_bytes} ({encoding})', reason='bad_step')
     _check_even_width(encoding, layout, width)
     buf = _byte_view(data)
     if buf.size < height * step:
         raise ImageConversionError(f'image data too short: {buf.size} bytes for height {height}'
-                                   f' x step {step} = {height * step}')
+                                   f' x step {step} = {height * step}', reason='truncated')
     rows = buf[:height * step].reshape(height, step)[:, :row_bytes]
     if layout.itemsize == 2:
         rows = rows.view('>u2' if bigendian else '<u2')
@@ -283,22 +307,26 @@ def compressed_to_rgb(msg) -> np.ndarray:
     except AttributeError as exc:
         raise ImageConversionError(f'not a CompressedImage message: {exc}') from None
     if 'compresseddepth' in fmt.lower():
-        raise ImageConversionError(f'compressedDepth images are not supported (format {fmt!r})')
+        raise ImageConversionError(f'compressedDepth images are not supported (format {fmt!r})',
+                                   reason='unsupported_encoding')
     buf = _byte_view(data)
     if buf.size == 0:
-        raise ImageConversionError(f'compressed image has no data (format {fmt!r})')
+        raise ImageConversionError(f'compressed image has no data (format {fmt!r})',
+                                   reason='empty')
     try:
         image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error:
         image = None
     if image is None:
         raise ImageConversionError(
-            f'could not decode {buf.size} bytes of compressed image (format {fmt!r})')
+            f'could not decode {buf.size} bytes of compressed image (format {fmt!r})',
+            reason='corrupt')
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise ImageConversionError(
-            f'decoded image has unsupported depth {image.dtype} (format {fmt!r})')
+            f'decoded image has unsupported depth {image.dtype} (format {fmt!r})',
+            reason='unsupported_encoding')
     if image.ndim == 2 or image.shape[2] == 1:
         return _cvt(image, cv2.COLOR_GRAY2RGB)
     _, compressed, order = fmt.rpartition('compressed')
@@ -332,3 +360,24 @@ def rgb_to_compressed(rgb, fmt: str = 'jpeg', quality: int = 90, header=None, ms
     if msg_type is None:
         from sensor_msgs.msg import CompressedImage as msg_type
     return _new_message(msg_type, header, encoded, format=f'rgb8; {codec} compressed bgr8')
+
+
+def decode_frame(msg, max_pixels: int = MAX_INPUT_PIXELS) -> tuple[np.ndarray, str]:
+    """Any camera message -> (HxWx3 uint8 RGB, the encoding to publish results in).
+
+    Image and CompressedImage are told apart by the ``format`` field. A raw frame's size is
+    checked before converting, so a corrupt header cannot make a consumer allocate gigabytes.
+    Compressed input answers 'bgr8': what an image_transport subscriber would most likely get.
+    """
+    if hasattr(msg, 'format'):
+        rgb, encoding = compressed_to_rgb(msg), 'bgr8'
+    else:
+        if int(msg.height) * int(msg.width) > max_pixels:
+            raise ImageConversionError(
+                f'oversized frame {msg.width}x{msg.height} (limit {max_pixels} px)',
+                reason='oversized')
+        rgb, encoding = image_to_rgb(msg), msg.encoding
+    if rgb.shape[0] * rgb.shape[1] > max_pixels:
+        raise ImageConversionError(f'oversized frame {rgb.shape[1]}x{rgb.shape[0]} '
+                                   f'(limit {max_pixels} px)', reason='oversized')
+    return rgb, encoding

@@ -45,7 +45,6 @@ except ImportError:  # the typed weather topic is optional
     Classification = None
 
 NODE_NAME = 'weather_restore'
-MAX_INPUT_PIXELS = 64_000_000  # beyond any camera (8K is 33 MP): a corrupt header, not a frame
 RELIABLE_OUT = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
                           history=HistoryPolicy.KEEP_LAST)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -313,7 +312,7 @@ class RestoreNode(LifecycleNode):
             try:
                 rgb = self._decode(cam, msg)
             except ImageConversionError as exc:
-                self._bad_frame(cam, _reason(exc), exc)
+                self._bad_frame(cam, exc.reason, exc)
                 continue
             if not self.p['enabled']:
                 self._publish_image(cam, msg.header, rgb, passthrough_msg=msg)
@@ -354,19 +353,7 @@ class RestoreNode(LifecycleNode):
                                   throttle_duration_sec=5.0)
 
     def _decode(self, cam: _Camera, msg):
-        if isinstance(msg, CompressedImage):
-            rgb = imaging.compressed_to_rgb(msg)
-            encoding = 'bgr8'  # what an image_transport subscriber would most likely get
-        else:
-            # Checked before converting: a corrupt header must not make us allocate gigabytes.
-            if msg.height * msg.width > MAX_INPUT_PIXELS:
-                raise ImageConversionError(
-                    f'oversized frame {msg.width}x{msg.height} (limit {MAX_INPUT_PIXELS} px)')
-            rgb = imaging.image_to_rgb(msg)
-            encoding = msg.encoding
-        if rgb.shape[0] * rgb.shape[1] > MAX_INPUT_PIXELS:
-            raise ImageConversionError(f'oversized frame {rgb.shape[1]}x{rgb.shape[0]}')
-        cam.input_encoding = encoding
+        rgb, cam.input_encoding = imaging.decode_frame(msg)
         return rgb
 
     def _publish(self, cam: _Camera, header, result) -> None:
@@ -518,21 +505,6 @@ def _round(v, nd=1):
 def _publishable(encoding: str) -> str:
     """Encodings we can write; camera-raw ones (yuv, bayer) are published as rgb8."""
     return encoding if encoding in imaging.OUTPUT_ENCODINGS else 'rgb8'
-
-
-# (text in imaging's ImageConversionError message, counter key in diagnostics)
-_REASONS = (('oversized', 'oversized'), ('unsupported image encoding', 'unsupported_encoding'),
-            ('empty image', 'empty'), ('no data', 'empty'), ('too short', 'truncated'),
-            ('step', 'bad_step'), ('could not decode', 'corrupt'), ('even width', 'odd_width'))
-
-
-def _reason(exc: Exception) -> str:
-    """A short, stable counter key for diagnostics from a conversion error."""
-    text = str(exc).lower()
-    for needle, key in _REASONS:
-        if needle in text:
-            return key
-    return 'invalid'
 
 
 def main(args=None) -> int:

@@ -15,36 +15,19 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..imaging import REASONS as IMAGE_REASONS
+
 
 class AccountingError(RuntimeError):
     """The counts do not add up: something was lost or invented. The message lists what."""
 
 
-# Skip reasons: a short key (table, JSON) for each kind of bad input.
+# Skip reasons, a short key (table, JSON) each: imaging's (the node counts the same ones) plus the bag-only ones.
 REASONS = {
-    'unsupported_encoding': 'unsupported encoding',
-    'undecodable_image': 'compressed data that does not decode (corrupt JPEG/PNG)',
-    'truncated_data': 'image data shorter than height x step',
-    'empty_image': 'zero width or height',
-    'oversized': 'more pixels than any camera makes (corrupt header)',
-    'invalid_image': 'inconsistent image fields',
+    **IMAGE_REASONS,
     'undeserializable': 'the serialized message does not deserialize',
     'no_definition': 'no message definition in the bag and the type is unknown here',
 }
-
-
-def reason_key(exc: Exception) -> str:
-    """Map an ImageConversionError's message to a REASONS key."""
-    text = str(exc).lower()
-    for needle, key in (('unsupported image encoding', 'unsupported_encoding'),
-                        ('compresseddepth', 'unsupported_encoding'),
-                        ('unsupported depth', 'unsupported_encoding'),
-                        ('compressed', 'undecodable_image'), ('decode', 'undecodable_image'),
-                        ('too short', 'truncated_data'), ('empty', 'empty_image'),
-                        ('oversized', 'oversized')):
-        if needle in text:
-            return key
-    return 'invalid_image'
 
 
 @dataclass

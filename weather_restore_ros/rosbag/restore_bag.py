@@ -37,14 +37,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .accounting import Accounting, AccountingError, TopicAccount, reason_key
+from .accounting import Accounting, AccountingError, TopicAccount
 from .topics import TopicPlan, output_qos, plan_topics
 from .typestore import (CLASSIFICATION, COMPRESSED_IMAGE, IMAGE, LABEL_INFO, STRING,
                         definition_of, get_store)
 
 STORAGES = ('mcap', 'sqlite3')
 OUTPUT_ENCODINGS = ('same', 'rgb8', 'bgr8')
-MAX_INPUT_PIXELS = 64_000_000   # as the node: beyond any camera, so a corrupt header
 _BAG_FILE_SUFFIXES = ('.mcap', '.db3', '.db3-shm', '.db3-wal', '.zstd', '.yaml')
 
 
@@ -268,24 +267,16 @@ class _BagRestorer:
         self.queue_bytes += nbytes
 
     def _decode(self, conn, timestamp: int, data, acc: TopicAccount) -> _Frame | None:
-        from ..imaging import ImageConversionError, compressed_to_rgb, image_to_rgb
+        from ..imaging import ImageConversionError, decode_frame
         try:
             msg = self.store.deserialize_cdr(data, conn.msgtype)
         except Exception as exc:  # whatever rosbags raises on a corrupt buffer
             acc.skip('undeserializable', f'{type(exc).__name__}: {exc}')
             return None
         try:
-            if conn.msgtype == COMPRESSED_IMAGE:
-                rgb, encoding = compressed_to_rgb(msg), 'bgr8'   # as the node does
-            else:
-                if int(msg.height) * int(msg.width) > MAX_INPUT_PIXELS:
-                    raise ImageConversionError(
-                        f'oversized frame {msg.width}x{msg.height} (limit {MAX_INPUT_PIXELS} px)')
-                rgb, encoding = image_to_rgb(msg), msg.encoding
-            if rgb.shape[0] * rgb.shape[1] > MAX_INPUT_PIXELS:
-                raise ImageConversionError(f'oversized frame {rgb.shape[1]}x{rgb.shape[0]}')
+            rgb, encoding = decode_frame(msg)   # the node's decoding, limits and reasons
         except ImageConversionError as exc:
-            acc.skip(reason_key(exc), str(exc))
+            acc.skip(exc.reason, str(exc))
             return None
         return _Frame(conn.topic, timestamp, msg.header, rgb, encoding)
 
