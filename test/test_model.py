@@ -228,3 +228,37 @@ def test_torch_export_matches_eager():
     ep = torch.export.export(m, (x, e))
     with torch.no_grad():
         torch.testing.assert_close(ep.module()(x, e).image, m(x, e).image)
+
+
+def test_channel_attention_starts_as_identity_then_uses_image_statistics():
+    from weather_restore_ros.model.blocks import ChannelAttention
+    with_ca, without = _model(), _model(channel_attention=False)
+    assert any(isinstance(m, ChannelAttention) for m in with_ca.modules())
+    assert not any(isinstance(m, ChannelAttention) for m in without.modules())
+    # Identity at start: the same weights otherwise give the same output with or without it.
+    ca_params = {id(p) for m in with_ca.modules() if isinstance(m, ChannelAttention)
+                 for p in m.parameters()}
+    other = [p for p in with_ca.parameters() if id(p) not in ca_params]
+    with torch.no_grad():   # same order of every other layer: copy the weights across
+        for src, dst in zip(other, without.parameters(), strict=True):
+            dst.copy_(src)
+    x, e = torch.rand(1, 3, 32, 32), _emb()
+    with torch.no_grad():
+        torch.testing.assert_close(with_ca(x, e).image, without(x, e).image)
+    # Once trained, a pixel's output depends on the rest of the image through the global mean:
+    # change only the right half, and the left-most column (outside every conv's reach) moves.
+    ca = ChannelAttention(4)
+    torch.nn.init.normal_(ca.proj.weight)
+    a = torch.rand(1, 4, 8, 64)
+    b = a.clone()
+    b[..., 32:] += 1.0
+    assert not torch.allclose(ca(a)[..., 0], ca(b)[..., 0])
+
+
+def test_checkpoint_configs_without_channel_attention_still_load():
+    # Checkpoints written before channel_attention existed carry no such key.
+    d = CONFIGS['small'].to_dict()
+    del d['channel_attention']
+    cfg = ModelConfig.from_dict(d)
+    assert cfg.channel_attention is False
+    assert all(CONFIGS[n].channel_attention for n in ('tiny', 'small', 'base'))

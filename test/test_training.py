@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from weather_restore_ros.checkpoint import load_checkpoint
+from weather_restore_ros.checkpoint import CheckpointError, load_checkpoint
 from weather_restore_ros.cli import main
 from weather_restore_ros.clip_prior import TINY_CLIP_CONFIG, make_tiny_clip
 from weather_restore_ros.engine import RestorationEngine
@@ -213,13 +213,16 @@ def test_holdout_validation_spec_is_the_eval_holdout_set():
 
 
 # ------------------------------------------------------------------------------- resume
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, photos):
+@pytest.mark.parametrize('ema_decay', [0.0, 0.8])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, photos, ema_decay):
     # 8 samples / batch 4 = 2 steps per epoch: stopping at step 5 stops mid-epoch, so the
     # resumed run must also skip the batch it already used.
-    full = Trainer(TrainConfig(**tiny_config(tmp_path / 'full', photos, steps=9)), device='cpu')
+    full = Trainer(TrainConfig(**tiny_config(tmp_path / 'full', photos, steps=9,
+                                             ema_decay=ema_decay)), device='cpu')
     full.train(progress=False)
 
-    cfg = TrainConfig(**tiny_config(tmp_path / 'parts', photos, steps=9, ckpt_every=2))
+    cfg = TrainConfig(**tiny_config(tmp_path / 'parts', photos, steps=9, ckpt_every=2,
+                                    ema_decay=ema_decay))
     first = Trainer(cfg, device='cpu')
     first.train(max_steps=5, progress=False)       # checkpoints at 2, 4 and 5 (the end)
     weights_at_5 = state_of(first.model)
@@ -238,6 +241,39 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, photos):
     for step in range(1, 10):
         assert parts[step] == pytest.approx(ref[step], rel=1e-5, abs=1e-6), step
     assert same_state(state_of(second.model), state_of(full.model), atol=1e-6)
+    assert same_state(state_of(second.inference_model), state_of(full.inference_model),
+                      atol=1e-6)
+
+
+def test_ema_weights_are_validated_and_shipped_raw_ones_resumed(tmp_path, photos):
+    cfg = TrainConfig(**tiny_config(tmp_path / 'ema', photos, steps=4, ema_decay=0.5,
+                                    val_every=4,
+                                    data={**tiny_config(tmp_path, photos)['data'],
+                                          'val': {'type': 'synthetic', 'holdout': True,
+                                                  'length': 2}}))
+    trainer = Trainer(cfg, device='cpu')
+    start = state_of(trainer.model)
+    snapshots = []
+    for _ in range(4):
+        trainer.train(max_steps=1, progress=False)
+        snapshots.append(state_of(trainer.model))
+    # EMA with decay 0.5 after 4 steps: the first step is copied, then halved each step.
+    key = 'head.0.weight'
+    expected = snapshots[0][key]
+    for snap in snapshots[1:]:
+        expected = 0.5 * expected + 0.5 * snap[key]
+    assert torch.allclose(trainer.inference_model.state_dict()[key], expected, atol=1e-6)
+    assert not torch.allclose(trainer.inference_model.state_dict()[key], snapshots[-1][key])
+    assert not same_state(start, snapshots[-1])
+    # The inference checkpoint holds the average, train_state.pt the raw weights.
+    ckpt = load_checkpoint(trainer.out / 'last.safetensors')
+    assert torch.allclose(ckpt.restorer_state[key], expected, atol=1e-6)
+    state = torch.load(trainer.out / 'train_state.pt', weights_only=True)
+    assert torch.equal(state['model'][key], snapshots[-1][key]) and state['ema_n_averaged'] == 4
+    # Resuming with a different ema setting is refused, not silently mixed.
+    with pytest.raises(CheckpointError, match='ema_decay'):
+        Trainer(TrainConfig(**{**tiny_config(tmp_path / 'ema', photos), 'ema_decay': 0.0}),
+                device='cpu').resume()
 
 
 def test_resume_without_a_checkpoint_says_so(tmp_path, photos):

@@ -8,6 +8,10 @@ are averaged over the processes, and only rank 0 writes logs and checkpoints.
 
 Checkpoints are the inference format (:mod:`weather_restore_ros.checkpoint`) plus a
 ``train_state.pt`` of step/optimizer/scheduler tensors, loaded with ``weights_only=True``.
+With ``ema_decay > 0`` the restorer's weights are also averaged over the steps (exponential
+moving average); validation and the inference checkpoint use the average -- with batch 8 the
+raw weights wander by +-0.5 dB between checkpoints, the average does not -- and
+``train_state.pt`` keeps the raw weights the optimizer continues from.
 ``resume`` continues exactly where the last checkpoint left off: same step, optimizer moments,
 learning-rate schedule, and the rest of the interrupted epoch's batches (the data order is a
 function of seed and epoch only).
@@ -75,6 +79,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 1000
     grad_clip: float = 1.0                           # 0 = no clipping
+    ema_decay: float = 0.0                           # restorer weight EMA; 0 = off
     amp: bool = True
     num_workers: int = 4
     loss: dict = field(default_factory=lambda: {'recon': 1.0, 'ssim': 0.2, 'srd': 0.1,
@@ -98,6 +103,8 @@ class TrainConfig:
             elif f.type == 'dict' and not isinstance(v, dict):
                 raise ValueError(f'training option {f.name} must be a mapping, got {v!r}')
         self.class_names = tuple(self.class_names)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f'training option ema_decay must be in [0, 1), got {self.ema_decay}')
         for name in ('steps', 'warmup_steps', 'num_workers', 'val_images'):
             if getattr(self, name) < 0:
                 raise ValueError(f'training option {name} must be >= 0')
@@ -384,6 +391,13 @@ class Trainer:
             base, clip_dim=self.clip.embed_dim, num_classes=len(names), class_names=names,
             srd_dim=self.clip.token_dim if self.use_srd else 0, use_srd=self.use_srd, **mcfg)
         self.model = WeatherRestorer(self.model_cfg).to(self.device)
+        # The weights that are validated and shipped: the EMA's copy, or the raw ones.
+        self.ema = None
+        if cfg.ema_decay > 0:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
+                    cfg.ema_decay), use_buffers=True)
+        self.inference_model = self.model if self.ema is None else self.ema.module
         # SRD teacher: CLIP's own picture of the weather, frozen. When the tower itself is
         # fine-tuned, the teacher is a frozen copy of its starting point (rebuilt identically
         # from the seed or the pretrained weights on resume).
@@ -425,7 +439,8 @@ class Trainer:
                           if k.startswith('visual.')}
         return Checkpoint(config=self.model_cfg, clip=self.clip_info,
                           class_names=tuple(self.cfg.class_names),
-                          restorer_state=self.model.state_dict(), clip_state=clip_state,
+                          restorer_state=self.inference_model.state_dict(),
+                          clip_state=clip_state,
                           training=self.summary())
 
     def summary(self) -> dict[str, Any]:
@@ -441,6 +456,9 @@ class Trainer:
         state = {'step': self.step, 'optimizer': self.opt.state_dict(),
                  'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(),
                  'wall_time': self.wall_time}
+        if self.ema is not None:   # the checkpoint holds the average; resume needs both
+            state['model'] = self.model.state_dict()
+            state['ema_n_averaged'] = self.ema.n_averaged
         tmp = self.out / f'.train_state.pt.tmp{os.getpid()}'
         torch.save(state, tmp)
         os.replace(tmp, self.out / 'train_state.pt')
@@ -454,14 +472,21 @@ class Trainer:
             raise FileNotFoundError(f'nothing to resume in {self.out}: needs last.safetensors '
                                     'and train_state.pt (drop --resume to start afresh)')
         ckpt = load_checkpoint(ckpt_path)
+        state = torch.load(state_path, map_location=self.device, weights_only=True)
+        trained_with_ema = 'model' in state
+        if (self.ema is not None) != trained_with_ema:
+            raise CheckpointError(f'{self.out} was trained with{"" if trained_with_ema else "out"}'
+                                  ' ema_decay: resume it with the same setting')
         try:
-            self.model.load_state_dict(ckpt.restorer_state)
+            self.inference_model.load_state_dict(ckpt.restorer_state)
+            if self.ema is not None:
+                self.model.load_state_dict(state['model'])
+                self.ema.n_averaged.copy_(state['ema_n_averaged'])
         except RuntimeError as exc:
             raise CheckpointError(f'{ckpt_path} does not fit the configured model (was the '
                                   f'model, clip or loss section changed?): {exc}') from exc
         if ckpt.clip_state:
             self.clip.open_clip_model.load_state_dict(ckpt.clip_state, strict=False)
-        state = torch.load(state_path, map_location=self.device, weights_only=True)
         self.opt.load_state_dict(state['optimizer'])
         self.sched.load_state_dict(state['scheduler'])
         self.scaler.load_state_dict(state['scaler'])
@@ -525,6 +550,8 @@ class Trainer:
                 self.scaler.step(self.opt)
                 self.scaler.update()
                 self.sched.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 self.step += 1
                 self.wall_time = time.time() - t_start
                 for k, v in {'total': total.detach(), **terms}.items():
@@ -565,12 +592,13 @@ class Trainer:
         from .metrics import psnr as psnr_np
         from .metrics import ssim as ssim_np
         self.objective.eval()
+        model = self.inference_model.eval()
         psnrs, ssims, correct, seen = [], [], 0, 0
         n = min(len(self.val_set), self.cfg.val_images)
         for i in range(self.rank, n, self.world):
             s = self.val_set[i]
             x = s['input'][None].to(self.device)
-            out = self.model(x, self.clip.encode(x).embedding)
+            out = model(x, self.clip.encode(x).embedding)
             correct += int(out.logits.argmax(-1).item() == int(s['label']))
             seen += 1
             if self.cfg.class_names[int(s['label'])] == 'clear':

@@ -14,6 +14,11 @@ Choices, all driven by batch-1 inference on a robot (CPU or small GPU):
 * residual branches start small (last 1x1 conv initialised at 0.1x its default scale, the
   effect of LayerScale without its extra per-pixel multiply), which keeps deep stacks trainable
   without BatchNorm;
+* optional *simplified channel attention* (NAFNet's SCA: global average pool -> 1x1 -> scale the
+  channels) after the gate: the only path by which a block sees image-wide statistics. Veiling
+  light (haze, rain accumulation) is a per-image offset that local features cannot tell from a
+  bright scene; without it the small network mis-estimated the veil by +-10-16 grey levels on
+  unseen photos (measured on the shipped model's held-out set);
 * only ops every exporter knows (conv, GELU, pixel (un)shuffle, interpolate, SDPA); no data-
   dependent Python control flow; everything works in ``channels_last`` memory format.
 """
@@ -52,18 +57,40 @@ class SimpleGate(nn.Module):
         return a * b
 
 
-class DWBranch(nn.Sequential):
-    """``dw kxk -> 1x1 (C -> eC) -> SimpleGate -> 1x1 (eC/2 -> C)``: the residual branch of every
-    block and of the SAR units."""
+class ChannelAttention(nn.Module):
+    """``x * (W mean_hw(x) + b)`` (NAFNet's simplified channel attention), per sample.
 
-    def __init__(self, channels: int, expansion: int = 2, kernel: int = 3, out_scale: float = 0.1):
+    Starts as the identity (``W = 0, b = 1``) so adding it to a block changes nothing until
+    training finds a use for the global statistics.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = nn.Conv2d(channels, channels, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.proj.weight)
+        nn.init.ones_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.proj(x.mean(dim=(2, 3), keepdim=True))
+
+
+class DWBranch(nn.Sequential):
+    """``dw kxk -> 1x1 (C -> eC) -> SimpleGate [-> ChannelAttention] -> 1x1 (eC/2 -> C)``: the
+    residual branch of every block and of the SAR units."""
+
+    def __init__(self, channels: int, expansion: int = 2, kernel: int = 3, out_scale: float = 0.1,
+                 channel_attention: bool = False):
         hidden = max(1, channels * expansion // 2)
-        super().__init__(
-            nn.Conv2d(channels, channels, kernel, padding=kernel // 2, groups=channels),
-            nn.Conv2d(channels, 2 * hidden, 1),
-            SimpleGate(),
-            nn.Conv2d(hidden, channels, 1),
-        )
+        layers = [nn.Conv2d(channels, channels, kernel, padding=kernel // 2, groups=channels),
+                  nn.Conv2d(channels, 2 * hidden, 1),
+                  SimpleGate()]
+        if channel_attention:
+            layers.append(ChannelAttention(hidden))
+        layers.append(nn.Conv2d(hidden, channels, 1))
+        super().__init__(*layers)
         with torch.no_grad():  # start near the identity (LayerScale-like, without the multiply)
             self[-1].weight.mul_(out_scale)
 
@@ -71,16 +98,19 @@ class DWBranch(nn.Sequential):
 class ConvBlock(nn.Module):
     """``x + DWBranch(x)``."""
 
-    def __init__(self, channels: int, expansion: int = 2, kernel: int = 3):
+    def __init__(self, channels: int, expansion: int = 2, kernel: int = 3,
+                 channel_attention: bool = False):
         super().__init__()
-        self.branch = DWBranch(channels, expansion, kernel)
+        self.branch = DWBranch(channels, expansion, kernel, channel_attention=channel_attention)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.branch(x)
 
 
-def make_stage(channels: int, blocks: int, expansion: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(*[ConvBlock(channels, expansion, kernel) for _ in range(blocks)])
+def make_stage(channels: int, blocks: int, expansion: int, kernel: int,
+               channel_attention: bool = False) -> nn.Sequential:
+    return nn.Sequential(*[ConvBlock(channels, expansion, kernel, channel_attention)
+                           for _ in range(blocks)])
 
 
 class Downsample(nn.Conv2d):

@@ -60,6 +60,9 @@ class ModelConfig:
     expansion: int = 2                        # inverted-bottleneck expansion of the conv blocks
     dw_kernel: int = 5                        # depthwise kernel of the conv blocks and SAR units
     gate_hidden: int = 8                      # channels of the SAR gate head
+    # Global context in every conv block (NAFNet SCA, see blocks.ChannelAttention). Off by
+    # default so that checkpoints written before it existed load unchanged; on in the presets.
+    channel_attention: bool = False
     # CLIP-weather prior (CWP).
     clip_dim: int = 512                       # CLIP image-embedding size (512 = ViT-B-32)
     num_prior_tokens: int = 8                 # K sample-specific tokens from the CLIP embedding
@@ -191,22 +194,22 @@ class ModelConfig:
 CONFIGS: dict[str, ModelConfig] = {
     'tiny': ModelConfig(
         name='tiny', widths=(8, 16, 24), enc_blocks=(1, 1, 1), dec_blocks=(1, 1), stem_factor=1,
-        expansion=2, dw_kernel=3, gate_hidden=4, clip_dim=32, num_prior_tokens=2,
-        num_learned_tokens=2, token_dim=16, prior_hidden=32, attn_heads=2, cwp_scales=(2, 1),
-        cls_hidden=16, srd_dim=32),
+        expansion=2, dw_kernel=3, gate_hidden=4, channel_attention=True, clip_dim=32,
+        num_prior_tokens=2, num_learned_tokens=2, token_dim=16, prior_hidden=32, attn_heads=2,
+        cwp_scales=(2, 1), cls_hidden=16, srd_dim=32),
     # CPU budget: the half-resolution scale 0 has no plain blocks (stem conv + SAR unit + head),
     # the blocks sit at 1/4..1/16 where they are cheap; 5x5 depthwise kernels double the
     # receptive field for ~5 % more time (bottleneck RF > 300 px: long rain streaks, large drops).
     'small': ModelConfig(
         name='small', widths=(16, 32, 64, 128), enc_blocks=(0, 1, 2, 4), dec_blocks=(0, 1, 2),
-        stem_factor=2, expansion=2, dw_kernel=5, gate_hidden=8, clip_dim=512,
-        num_prior_tokens=8, num_learned_tokens=8, token_dim=64, prior_hidden=128, attn_heads=2,
-        cwp_scales=(3, 2), cls_hidden=64, srd_dim=768),
+        stem_factor=2, expansion=2, dw_kernel=5, gate_hidden=8, channel_attention=True,
+        clip_dim=512, num_prior_tokens=8, num_learned_tokens=8, token_dim=64, prior_hidden=128,
+        attn_heads=2, cwp_scales=(3, 2), cls_hidden=64, srd_dim=768),
     # GPU: full-resolution first scale, 5 scales (stride 16), CWP at the three coarsest scales.
     'base': ModelConfig(
         name='base', widths=(24, 48, 96, 192, 384), enc_blocks=(1, 2, 3, 4, 8),
         dec_blocks=(1, 2, 2, 3), stem_factor=1, expansion=2, dw_kernel=5, gate_hidden=16,
-        clip_dim=512, num_prior_tokens=16, num_learned_tokens=16, token_dim=128,
+        channel_attention=True, clip_dim=512, num_prior_tokens=16, num_learned_tokens=16, token_dim=128,
         prior_hidden=256, attn_heads=4, cwp_scales=(4, 3, 2), cls_hidden=128, srd_dim=768),
 }
 

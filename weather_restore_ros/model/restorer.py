@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .blocks import Upsample, make_stage, pad_to_multiple
+from .blocks import ChannelAttention, Upsample, make_stage, pad_to_multiple
 from .config import ModelConfig, get_config
 from .cwp import CrossAttention, CWPPrior
 from .sar import SAREncoder
@@ -106,7 +106,8 @@ class WeatherRestorer(nn.Module):
 
         # Decoder, coarse to fine: up[j] brings scale j+1 to scale j.
         self.up = nn.ModuleList(Upsample(w[j + 1], w[j]) for j in range(n - 1))
-        self.dec = nn.ModuleList(make_stage(w[j], cfg.dec_blocks[j], cfg.expansion, cfg.dw_kernel)
+        self.dec = nn.ModuleList(make_stage(w[j], cfg.dec_blocks[j], cfg.expansion, cfg.dw_kernel,
+                                            cfg.channel_attention)
                                  for j in range(n - 1))
         self.head = _conv3x3(w[0], cin * s * s)   # followed by pixel-shuffle(s) in forward
 
@@ -131,6 +132,9 @@ class WeatherRestorer(nn.Module):
                 nn.init.zeros_(m.bias)
         # Small output head: the untrained network starts close to the identity.
         nn.init.normal_(self.head[-1].weight, std=1e-3)
+        for m in self.modules():
+            if isinstance(m, ChannelAttention):
+                m.reset_parameters()   # identity at start (the loop above zeroed its bias)
 
     # ------------------------------------------------------------------ inference helpers
     @property

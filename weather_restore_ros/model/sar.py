@@ -38,9 +38,9 @@ class SARUnit(nn.Module):
     """
 
     def __init__(self, channels: int, gate_hidden: int, expansion: int, kernel: int,
-                 gating: bool = True):
+                 gating: bool = True, channel_attention: bool = False):
         super().__init__()
-        branch = DWBranch(channels, expansion, kernel)
+        branch = DWBranch(channels, expansion, kernel, channel_attention=channel_attention)
         self.dw = branch[0]
         self.residual = nn.Sequential(*list(branch)[1:])
         if gating:
@@ -73,9 +73,11 @@ class SAREncoder(nn.Module):
         w = cfg.widths
         n = cfg.num_scales
         self.stages = nn.ModuleList(
-            make_stage(w[i], cfg.enc_blocks[i], cfg.expansion, cfg.dw_kernel) for i in range(n))
+            make_stage(w[i], cfg.enc_blocks[i], cfg.expansion, cfg.dw_kernel,
+                       cfg.channel_attention) for i in range(n))
         self.sar = nn.ModuleList(
-            SARUnit(w[i], cfg.gate_hidden, cfg.expansion, cfg.dw_kernel, cfg.use_sar_gating)
+            SARUnit(w[i], cfg.gate_hidden, cfg.expansion, cfg.dw_kernel, cfg.use_sar_gating,
+                    cfg.channel_attention)
             for i in range(n))
         self.down = nn.ModuleList(Downsample(w[i], w[i + 1]) for i in range(cfg.num_scales - 1))
 
