@@ -164,6 +164,14 @@ def test_validation_summary_and_metrics_file(trained):
     val = [r for r in metrics(trainer.out) if 'val/psnr' in r]
     assert [r['step'] for r in val] == [15, 30]
     assert summary['val_psnr'] == val[-1]['val/psnr'] and 0 <= summary['val_accuracy'] <= 1
+    # Per weather class, the model's gain over its input (clear frames have no PSNR).
+    labels = [trainer.cfg.class_names[int(s['label'])] for s in trainer.val_set]
+    weather = [c for c in labels if c != 'clear']
+    gains = {k.split('/', 1)[1]: v for k, v in summary.items() if k.startswith('val_psnr_gain/')}
+    assert weather and set(gains) == set(weather)
+    assert all(val[-1][f'val/psnr_gain/{c}'] == gains[c] for c in gains)
+    mean_gain = sum(gains[c] for c in weather) / len(weather)   # per sample, over the classes
+    assert summary['val_psnr'] - summary['val_input_psnr'] == pytest.approx(mean_gain, abs=2e-3)
     ckpt = load_checkpoint(trainer.out / 'last.safetensors')
     assert ckpt.training['steps'] == 30 and ckpt.training['val_psnr'] == summary['val_psnr']
     assert json.loads((trainer.out / 'train_config.json').read_text())['steps'] == 30

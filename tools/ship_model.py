@@ -17,6 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from weather_restore_ros.model import ModelConfig, WeatherRestorer
+from weather_restore_ros.model.profile import count_parameters, gflops
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / 'weather_restore_ros' / 'models'
 TARGET = MODELS / 'weather_small.safetensors'
@@ -50,6 +53,9 @@ def main() -> int:
     shutil.copyfile(args.checkpoint.with_suffix('.json'), TARGET.with_suffix('.json'))
     meta = json.loads(TARGET.with_suffix('.json').read_text())
     training = meta.get('training', {})
+    cfg = ModelConfig.from_dict(meta['model_config'])
+    ema_note = (f'Shipped weights: the exponential moving average (decay {training["ema_decay"]})'
+                ' of the training weights. ' if training.get('ema_decay') else '')
     eval_dir = ROOT / 'runs' / 'ship_eval'
     shipped = evaluate(TARGET, eval_dir / 'shipped')
     shutil.copyfile(eval_dir / 'shipped' / 'samples.png', MODELS / 'holdout_samples.png')
@@ -63,8 +69,10 @@ def main() -> int:
         f'`{TARGET.name}` ({size_mb:.1f} MB, safetensors + JSON metadata) — loaded by the '
         'engine, the CLI and the node when no checkpoint is configured.', '',
         '## What it is',
-        f'- Restorer: the `small` config ({meta["model_config"]["name"]}), '
-        'SAR encoder + CWP cross-attention, ~0.68 M parameters, ~2.7 GFLOPs per 640x480 frame.',
+        f'- Restorer: the `{cfg.name}` config, SAR encoder + CWP cross-attention'
+        f'{" + channel attention" if cfg.channel_attention else ""}, '
+        f'{count_parameters(WeatherRestorer(cfg), inference_only=True) / 1e6:.2f} M parameters, '
+        f'{gflops(cfg, 480, 640):.1f} GFLOPs per 640x480 frame.',
         f'- Prior encoder: `{meta["clip"]["model_name"]}`, a small CLIP-style ViT image tower '
         f'(embedding {meta["clip"]["embed_dim"]}) with **random initial weights**, '
         f'{"fine-tuned with the restorer" if training.get("clip_trainable") else "kept frozen"}'
@@ -88,7 +96,7 @@ def main() -> int:
         f'- {training.get("steps")} steps, batch {training.get("batch_size")}, AdamW, warm-up + '
         f'cosine, on the CPU (1 thread of a 2-core machine), wall time '
         f'{training.get("wall_time_s", 0) / 60:.0f} min. Losses: {training.get("losses")}. '
-        f'CLIP tower trainable: {training.get("clip_trainable")}.',
+        f'{ema_note}CLIP tower trainable: {training.get("clip_trainable")}.',
         '- Reproduce: `python tools/fetch_training_photos.py .build/photos && weather-restore '
         'train configs/shipped_small.yaml`.', '',
         '## Compared runs (held-out set, `weather-restore eval --holdout`)', '',

@@ -446,7 +446,8 @@ class Trainer:
     def summary(self) -> dict[str, Any]:
         return {'steps': self.step, 'batch_size': self.cfg.batch_size * self.world,
                 'processes': self.world, 'data': self.cfg.data, 'losses': self.cfg.loss,
-                'clip_trainable': self.clip_trainable, 'wall_time_s': round(self.wall_time, 1),
+                'clip_trainable': self.clip_trainable, 'ema_decay': self.cfg.ema_decay,
+                'wall_time_s': round(self.wall_time, 1),
                 **self.last_val}
 
     def save(self) -> Path:
@@ -593,28 +594,40 @@ class Trainer:
         from .metrics import ssim as ssim_np
         self.objective.eval()
         model = self.inference_model.eval()
-        psnrs, ssims, correct, seen = [], [], 0, 0
+        names = self.cfg.class_names
+        # Per class: [sum model PSNR, sum input PSNR, sum model SSIM, count]; the input's PSNR
+        # beside the model's says per class whether the model helps at all.
+        per_class = torch.zeros(len(names), 4, dtype=torch.float64)
+        correct, seen = 0, 0
         n = min(len(self.val_set), self.cfg.val_images)
         for i in range(self.rank, n, self.world):
             s = self.val_set[i]
             x = s['input'][None].to(self.device)
             out = model(x, self.clip.encode(x).embedding)
-            correct += int(out.logits.argmax(-1).item() == int(s['label']))
+            label = int(s['label'])
+            correct += int(out.logits.argmax(-1).item() == label)
             seen += 1
-            if self.cfg.class_names[int(s['label'])] == 'clear':
+            if names[label] == 'clear':
                 continue
-            pred = _to_uint8(out.image[0])
-            gt = _to_uint8(s['target'])
-            psnrs.append(psnr_np(pred, gt))
-            ssims.append(ssim_np(pred, gt))
-        stats = torch.tensor([sum(psnrs), sum(ssims), len(psnrs), correct, seen],
-                             dtype=torch.float64, device=self.device)
+            pred, gt = _to_uint8(out.image[0]), _to_uint8(s['target'])
+            row = [psnr_np(pred, gt), psnr_np(_to_uint8(s['input']), gt), ssim_np(pred, gt), 1.0]
+            per_class[label] += torch.tensor(row, dtype=torch.float64)
+        stats = torch.cat([per_class.flatten(), torch.tensor([correct, seen], dtype=torch.float64)])
+        stats = stats.to(self.device)
         if self.distributed:
             dist.all_reduce(stats)
-        count = max(1.0, float(stats[2]))
-        self.last_val = {'val_psnr': round(float(stats[0]) / count, 3),
-                         'val_ssim': round(float(stats[1]) / count, 4),
-                         'val_accuracy': round(float(stats[3]) / max(1.0, float(stats[4])), 4)}
+        stats = stats.cpu()
+        per_class, (correct, seen) = stats[:-2].view(len(names), 4), stats[-2:].tolist()
+        total = per_class.sum(0)
+        count = max(1.0, float(total[3]))
+        self.last_val = {'val_psnr': round(float(total[0]) / count, 3),
+                         'val_input_psnr': round(float(total[1]) / count, 3),
+                         'val_ssim': round(float(total[2]) / count, 4),
+                         'val_accuracy': round(correct / max(1.0, seen), 4)}
+        for name, row in zip(names, per_class):
+            if row[3] > 0:
+                gain = float(row[0] - row[1]) / float(row[3])
+                self.last_val[f'val_psnr_gain/{name}'] = round(gain, 3)
         if log:
             log.write(self.step, {f'val/{k[4:]}': v for k, v in self.last_val.items()})
         self.objective.train()

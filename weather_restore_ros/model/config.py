@@ -209,8 +209,9 @@ CONFIGS: dict[str, ModelConfig] = {
     'base': ModelConfig(
         name='base', widths=(24, 48, 96, 192, 384), enc_blocks=(1, 2, 3, 4, 8),
         dec_blocks=(1, 2, 2, 3), stem_factor=1, expansion=2, dw_kernel=5, gate_hidden=16,
-        channel_attention=True, clip_dim=512, num_prior_tokens=16, num_learned_tokens=16, token_dim=128,
-        prior_hidden=256, attn_heads=4, cwp_scales=(4, 3, 2), cls_hidden=128, srd_dim=768),
+        channel_attention=True, clip_dim=512, num_prior_tokens=16, num_learned_tokens=16,
+        token_dim=128, prior_hidden=256, attn_heads=4, cwp_scales=(4, 3, 2), cls_hidden=128,
+        srd_dim=768),
 }
 
 
