@@ -100,7 +100,9 @@ def test_config_from_yaml_rejects_unknown_options_and_coerces_numbers(tmp_path, 
     cfg = TrainConfig.from_yaml(path, steps=3, batch_size=None)
     assert cfg.steps == 3 and cfg.batch_size == 4
     # The shipped configs stay valid.
-    for name in ('shipped_small.yaml', 'allweather_base.yaml'):
+    names = sorted(p.name for p in (REPO / 'configs').glob('*.yaml'))
+    assert {'shipped_small.yaml', 'allweather_base.yaml', 'finetune_small_fleet.yaml'} <= set(names)
+    for name in names:
         TrainConfig.from_yaml(REPO / 'configs' / name)
 
 
@@ -403,3 +405,36 @@ def test_non_finite_steps_are_skipped_then_a_diverging_run_stops(tmp_path, photo
     with pytest.raises(FloatingPointError, match='diverging'):
         trainer.train(progress=False)
     trainer.close()
+
+
+def test_init_from_a_checkpoint_fine_tunes_it(tmp_path, photos, trained):
+    source, _ = trained
+    ckpt_path = source.out / 'last.safetensors'
+    cfg = TrainConfig(**tiny_config(tmp_path / 'ft', photos, steps=2, init_from=str(ckpt_path)))
+    tuned = Trainer(cfg, device='cpu')
+    # Starts from the checkpoint's restorer and its embedded tower, not from the seed.
+    assert same_state(state_of(tuned.model), load_checkpoint(ckpt_path).restorer_state)
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(tuned.clip.encode(x).embedding, source.clip.encode(x).embedding)
+    tuned.train(progress=False)
+    assert load_checkpoint(tuned.out / 'last.safetensors').training['init_from'] == str(ckpt_path)
+    # A network that does not fit, or another CLIP, is refused with the reason.
+    with pytest.raises(CheckpointError, match='does not fit'):
+        Trainer(TrainConfig(**tiny_config(tmp_path / 'bad', photos, init_from=str(ckpt_path),
+                                          model={'name': 'tiny', 'widths': [8, 16, 32]})),
+                device='cpu')
+    with pytest.raises(CheckpointError, match='CLIP'):
+        Trainer(TrainConfig(**tiny_config(tmp_path / 'bad2', photos, init_from='shipped')),
+                device='cpu')
+
+
+def test_fleet_fine_tuning_config_starts_from_the_shipped_model(tmp_path, photos):
+    cfg = TrainConfig.from_yaml(REPO / 'configs' / 'finetune_small_fleet.yaml',
+                                out_dir=str(tmp_path / 'ft'), steps=1, batch_size=2,
+                                num_workers=0)
+    cfg.data = {'train': {**cfg.data['train'], 'clean': [str(photos)], 'crop_size': 64,
+                          'length': 2}}
+    trainer = Trainer(cfg, device='cpu')
+    assert same_state(state_of(trainer.model), load_checkpoint().restorer_state)
+    trainer.train(progress=False)
+    assert load_checkpoint(trainer.out / 'last.safetensors').training['init_from'] == 'shipped'

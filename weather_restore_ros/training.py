@@ -63,6 +63,9 @@ class TrainConfig:
     ``loss``: weights of :data:`LOSS_TERMS` plus :data:`LOSS_OPTIONS`.
     ``amp``: fp16 autocast + GradScaler, on CUDA only (ignored on CPU).
     ``steps`` counts optimizer steps of the global batch (``batch_size`` x processes).
+    ``init_from``: start from a checkpoint's weights (``shipped`` = the packaged model) instead of
+    a random initialisation -- fine-tuning, e.g. the shipped model on a fleet's own frames. The
+    model and clip sections must describe the same network; ``--resume`` takes precedence.
     """
 
     out_dir: str = 'runs/train'
@@ -80,6 +83,7 @@ class TrainConfig:
     warmup_steps: int = 1000
     grad_clip: float = 1.0                           # 0 = no clipping
     ema_decay: float = 0.0                           # restorer weight EMA; 0 = off
+    init_from: str = ''                              # checkpoint path | 'shipped' | '' (random)
     amp: bool = True
     num_workers: int = 4
     loss: dict = field(default_factory=lambda: {'recon': 1.0, 'ssim': 0.2, 'srd': 0.1,
@@ -391,6 +395,8 @@ class Trainer:
             base, clip_dim=self.clip.embed_dim, num_classes=len(names), class_names=names,
             srd_dim=self.clip.token_dim if self.use_srd else 0, use_srd=self.use_srd, **mcfg)
         self.model = WeatherRestorer(self.model_cfg).to(self.device)
+        if cfg.init_from:
+            self._init_from(cfg.init_from)
         # The weights that are validated and shipped: the EMA's copy, or the raw ones.
         self.ema = None
         if cfg.ema_decay > 0:
@@ -430,6 +436,28 @@ class Trainer:
         self.val_set = (build_dataset(cfg.data['val'], names, cfg.seed + 1, train=False)
                         if cfg.data.get('val') else None)
 
+    def _init_from(self, source: str) -> None:
+        """Restorer (and embedded CLIP tower) weights from a checkpoint, checked to fit."""
+        path = None if source == 'shipped' else Path(source).expanduser()
+        ckpt = load_checkpoint(path)
+        where = 'the shipped model' if path is None else str(path)
+        if ckpt.clip.model_name != self.clip_info.model_name:
+            raise CheckpointError(f'init_from: {where} was trained with CLIP '
+                                  f'{ckpt.clip.model_name!r}, this run configures '
+                                  f'{self.clip_info.model_name!r}: make the clip sections match')
+        try:
+            missing, unexpected = self.model.load_state_dict(ckpt.restorer_state, strict=False)
+        except RuntimeError as exc:   # shapes differ
+            raise CheckpointError(f'init_from: {where} does not fit the configured model '
+                                  f'(model section differs?): {exc}') from exc
+        # Only the SRD student head may be new (a checkpoint trained without SRD).
+        missing = [k for k in missing if not k.startswith('srd_head.')]
+        if missing or unexpected:
+            raise CheckpointError(f'init_from: {where} does not fit the configured model: '
+                                  f'missing {missing[:5]}, unexpected {unexpected[:5]}')
+        if ckpt.clip_state and self.clip_info.embedded:
+            self.clip.open_clip_model.load_state_dict(ckpt.clip_state, strict=False)
+
     # ---------------------------------------------------------------- state
     def checkpoint(self) -> Checkpoint:
         """The inference checkpoint of the current weights (no optimizer state)."""
@@ -445,6 +473,7 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         return {'steps': self.step, 'batch_size': self.cfg.batch_size * self.world,
+                'init_from': self.cfg.init_from,
                 'processes': self.world, 'data': self.cfg.data, 'losses': self.cfg.loss,
                 'clip_trainable': self.clip_trainable, 'ema_decay': self.cfg.ema_decay,
                 'wall_time_s': round(self.wall_time, 1),

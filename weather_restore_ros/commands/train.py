@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument('--resume', action='store_true',
                    help='continue from out_dir/last.safetensors + train_state.pt (same step, '
                         'optimizer state, LR schedule and data order)')
+    p.add_argument('--init-from', metavar='CHECKPOINT',
+                   help="start from this checkpoint's weights ('shipped' = the packaged model): "
+                        'fine-tune instead of training from scratch (overrides init_from)')
     p.add_argument('--num-workers', type=int, help='override data loader workers')
     p.add_argument('--threads', type=int,
                    help='CPU threads for torch (default: torch decides). On a shared machine '
@@ -40,7 +43,8 @@ def run(args) -> int:
         import torch
         torch.set_num_threads(args.threads)
     cfg = TrainConfig.from_yaml(args.config, out_dir=args.out_dir, steps=args.steps,
-                                batch_size=args.batch_size, num_workers=args.num_workers)
+                                batch_size=args.batch_size, num_workers=args.num_workers,
+                                init_from=args.init_from)
     summary = train(cfg, resume=args.resume, device=args.device, max_steps=args.max_steps,
                     progress=not args.no_progress)
     if int(os.environ.get('RANK', '0')) == 0:

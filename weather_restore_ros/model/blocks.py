@@ -58,10 +58,13 @@ class SimpleGate(nn.Module):
 
 
 class ChannelAttention(nn.Module):
-    """``x * (W mean_hw(x) + b)`` (NAFNet's simplified channel attention), per sample.
+    """``x * 2 sigmoid(W mean_hw(x) + b)``: NAFNet's simplified channel attention, bounded.
 
-    Starts as the identity (``W = 0, b = 1``) so adding it to a block changes nothing until
-    training finds a use for the global statistics.
+    The scale is bounded to ``(0, 2)`` (squeeze-and-excitation style) because these blocks have
+    no normalisation: NAFNet's unbounded ``W mean + b`` gave a multiplicative feedback loop (big
+    features -> big mean -> bigger scale) that blew the small model up to NaN after ~1300 steps
+    at lr 1e-3. Starts as the identity (``W = 0, b = 0``: scale 1), so adding it to a block
+    changes nothing until training finds a use for the global statistics.
     """
 
     def __init__(self, channels: int):
@@ -71,10 +74,10 @@ class ChannelAttention(nn.Module):
 
     def reset_parameters(self) -> None:
         nn.init.zeros_(self.proj.weight)
-        nn.init.ones_(self.proj.bias)
+        nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.proj(x.mean(dim=(2, 3), keepdim=True))
+        return x * (2.0 * torch.sigmoid(self.proj(x.mean(dim=(2, 3), keepdim=True))))
 
 
 class DWBranch(nn.Sequential):
