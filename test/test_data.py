@@ -539,3 +539,22 @@ def test_synthetic_augment_is_deterministic_and_changes_the_clean_crop():
         # 'clear': the degraded input is the (jittered) clean crop itself
         assert torch.equal(a['input'], a['target'])
     assert any(not torch.equal(aug_a[i]['target'], plain[i]['target']) for i in range(4))
+
+
+def test_scene_haze_makes_the_clean_target_hazy_towards_the_top():
+    """scene_haze hazes the *clean* image (target and the input built from it), top first."""
+    dark = np.full((96, 128, 3), 20, np.uint8)
+    kw = dict(crop_size=64, length=6, seed=2, classes=('clear',))
+    plain = SyntheticWeatherDataset([dark], **kw)
+    hazy = SyntheticWeatherDataset([dark], scene_haze=1.0, **kw)
+    for i in range(6):
+        t = hazy[i]['target'].mean(dim=(0, 2))          # per row
+        assert torch.equal(hazy[i]['input'], hazy[i]['target'])           # 'clear'
+        assert torch.equal(hazy[i]['target'], SyntheticWeatherDataset(
+            [dark], scene_haze=1.0, **kw)[i]['target'])                     # deterministic
+        assert t[0] > t[-1] + 0.05 and t[-1] < 30 / 255                   # fades downwards
+        assert torch.equal(plain[i]['target'], torch.full_like(plain[i]['target'], 20 / 255))
+    rain = SyntheticWeatherDataset([dark], scene_haze=1.0, **{**kw, 'classes': ('rain',)})[0]
+    assert not torch.equal(rain['input'], rain['target'])    # the weather goes on top of it
+    with pytest.raises(DatasetError, match='scene_haze'):
+        SyntheticWeatherDataset([dark], scene_haze=1.5, **kw)

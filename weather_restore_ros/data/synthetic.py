@@ -40,6 +40,9 @@ class SyntheticWeatherDataset(Dataset):
     be picklable (a module-level function) for DataLoader workers.
     ``with_params``: also return the synthesis ``params`` (under ``'params'``; breaks the default
     collate when their structure varies between samples).
+    ``scene_haze``: share of samples whose *clean* image first gets clear-day aerial haze
+    (:func:`aerial_haze`), so the target itself is hazy: bright, low-contrast distant scenery
+    and skies are then not evidence of weather, and only haze *added on top* is removed.
     """
 
     def __init__(self, clean_images: str | os.PathLike | Sequence, crop_size=256,
@@ -47,7 +50,7 @@ class SyntheticWeatherDataset(Dataset):
                  severity_range: tuple[float, float] | None = None,
                  class_names: Sequence[str] = DEFAULT_WEATHER_CLASSES, flip: bool = True,
                  degrade: Callable | None = None, with_params: bool = False,
-                 augment: bool = False):
+                 augment: bool = False, scene_haze: float = 0.0):
         if isinstance(clean_images, (str, os.PathLike)):
             root = os.path.abspath(os.fspath(clean_images))
             if not os.path.isdir(root):
@@ -80,6 +83,9 @@ class SyntheticWeatherDataset(Dataset):
         self.degrade = degrade
         self.with_params = with_params
         self.augment = bool(augment)
+        self.scene_haze = float(scene_haze)
+        if not 0.0 <= self.scene_haze <= 1.0:
+            raise DatasetError(f'scene_haze must be in [0, 1], got {scene_haze}')
         for c in self.classes or ():    # a combination ('rain+fog') is labelled by its first part
             label_index(str(c).split('+')[0].strip(), self.class_names, where=f'classes ({c})')
 
@@ -126,6 +132,8 @@ class SyntheticWeatherDataset(Dataset):
             clean = self._mosaic(k, rng)
         else:
             clean = self._clean_crop(k, self.crop_size, rng)
+        if self.scene_haze > 0 and rng.random() < self.scene_haze:
+            clean = aerial_haze(clean, rng)
         fn = self.degrade if self.degrade is not None else _default_degrade()
         kwargs = {}
         if self.classes is not None:
@@ -164,6 +172,26 @@ def _rescale(photo: np.ndarray, rng: np.random.Generator, crop_size) -> np.ndarr
         return photo
     return cv2.resize(photo, (max(cw, round(w * f)), max(ch, round(h * f))),
                       interpolation=cv2.INTER_AREA)
+
+
+def aerial_haze(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Clear-day aerial perspective on a clean image: ``I t(y) + A (1 - t(y))`` in linear light,
+    thickest at the top (far away, sky) and fading towards the bottom (near ground).
+
+    Landscape photos taken in clear weather are hazy in the distance and have bright, flat skies;
+    without examples of that among the clean targets, a model trained on close-up photos
+    "dehazes" every bright sky (measured: the held-out landscape's sky came out grey, -12 to -18
+    grey levels on rain and raindrop frames).
+    """
+    from ..synth._common import to_linear, to_srgb_uint8
+    h = rgb.shape[0]
+    top = float(rng.uniform(0.1, 0.5))                      # haze share at the top row
+    power = float(rng.uniform(0.6, 2.0))                    # how fast it fades downwards
+    ramp = (1.0 - np.linspace(0.0, 1.0, h, dtype=np.float32)) ** power
+    haze = (top * ramp)[:, None, None]
+    airlight = float(rng.uniform(0.6, 1.0)) * rng.uniform(0.95, 1.05, 3).astype(np.float32)
+    lin = to_linear(np.ascontiguousarray(rgb))
+    return to_srgb_uint8(lin * (1.0 - haze) + airlight * haze)
 
 
 def photometric_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
