@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fetch_training_photos import MATE_PHOTOS, PHOTOS  # noqa: E402  (beside this script)
 from weather_restore_ros.model import ModelConfig, WeatherRestorer
 from weather_restore_ros.model.profile import count_parameters, gflops
 
@@ -83,22 +84,27 @@ def main() -> int:
         'weather; a randomly initialised tower has none to give. Train with '
         '`configs/allweather_base.yaml` (frozen ViT-B-32 `openai`) to use it.', '',
         '## Data',
-        '- Clean photos: 8 public-domain / CC0 photos from the scikit-image 0.26.0 wheel '
-        '(astronaut, coffee, chelsea, camera, rocket, brick, grass, gravel; fetched by '
-        '`tools/fetch_training_photos.py`) and the shipped `camera`, `chelsea`, `rocket` '
-        '(weather_restore_ros/assets/LICENSES.md).',
+        f'- Clean photos ({len(PHOTOS) + len(MATE_PHOTOS) + 3}, fetched by '
+        '`tools/fetch_training_photos.py`, never installed): '
+        f'{len(PHOTOS)} public-domain / CC0 photos from the scikit-image 0.26.0 wheel on PyPI '
+        f'({", ".join(Path(n).stem for n in PHOTOS)}); {len(MATE_PHOTOS)} GPL-2+ photos from the '
+        'Debian package mate-backgrounds 1.26.0-1, `nature/` folder, scaled to 1024 px '
+        f'({", ".join(f"{Path(n).stem}: {lic}" for n, lic in MATE_PHOTOS.items())}); and the '
+        'shipped `camera`, `chelsea`, `rocket` (weather_restore_ros/assets/LICENSES.md).',
         '- Weather: synthesised on the fly (`weather_restore_ros.synth`): rain, snow, fog, lens '
-        'raindrops, rain+fog, snow+fog, and clear, severity 0.3-1.0, on 160 px crops with zoom, '
-        'photometric jitter of the clean crop and 2x2 mosaics of several photos.',
+        'raindrops, rain+fog, snow+fog, rain+raindrop and clear, severity 0.3-1.0, on 160 px crops '
+        'with zoom, photometric jitter of the clean crop and 2x2 mosaics of several photos; '
+        f'data config of this checkpoint: `{json.dumps(training.get("data", {}).get("train"))}`.',
         '- Held-out validation: the shipped `china.jpg` (CC BY 2.0, danielbuechele), never '
         'trained on: 60 fixed synthetic samples (`weather-restore eval --holdout`, seed 1234).', '',
         '## Training',
-        f'- {training.get("steps")} steps, batch {training.get("batch_size")}, AdamW, warm-up + '
+        f'- Last stage (this checkpoint): {training.get("steps")} steps, batch '
+        f'{training.get("batch_size")}, AdamW, warm-up + '
         f'cosine, on the CPU (1 thread of a 2-core machine), wall time '
         f'{training.get("wall_time_s", 0) / 60:.0f} min. Losses: {training.get("losses")}. '
         f'{ema_note}CLIP tower trainable: {training.get("clip_trainable")}.',
-        '- Reproduce: `python tools/fetch_training_photos.py .build/photos && weather-restore '
-        'train configs/shipped_small.yaml`.', '',
+        f'- Started from: `{training.get("init_from") or "random initialisation"}`.',
+        '- Reproduce: the commands at the top of `configs/shipped_small.yaml`.', '',
         '## Compared runs (held-out set, `weather-restore eval --holdout`)', '',
         '| run | model PSNR (Y, weather frames) | SSIM | weather accuracy |',
         '|---|---:|---:|---:|', *rows, '',
