@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fetch_training_photos import MATE_PHOTOS, PHOTOS  # noqa: E402  (beside this script)
+from fetch_training_photos import MATE_PHOTOS, PHOTOS  # tools/, on sys.path as a script
 from weather_restore_ros.model import ModelConfig, WeatherRestorer
 from weather_restore_ros.model.profile import count_parameters, gflops
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .blocks import ChannelAttention, Upsample, make_stage, pad_to_multiple
+from .blocks import Upsample, make_stage, pad_to_multiple
 from .config import ModelConfig, get_config
 from .cwp import CrossAttention, CWPPrior
 from .sar import SAREncoder
@@ -124,7 +124,8 @@ class WeatherRestorer(nn.Module):
         self._init_weights()
 
     def _init_weights(self):
-        # Convs keep PyTorch's (Kaiming-uniform) init; linears ViT-style; all biases zero.
+        # Convs keep their own init (PyTorch's Kaiming-uniform; channel attention's zero weight,
+        # so it starts as the identity); linears ViT-style; all biases zero.
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -132,9 +133,6 @@ class WeatherRestorer(nn.Module):
                 nn.init.zeros_(m.bias)
         # Small output head: the untrained network starts close to the identity.
         nn.init.normal_(self.head[-1].weight, std=1e-3)
-        for m in self.modules():
-            if isinstance(m, ChannelAttention):
-                m.reset_parameters()   # identity at start (the loop above zeroed its bias)
 
     # ------------------------------------------------------------------ inference helpers
     @property

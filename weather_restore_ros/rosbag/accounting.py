@@ -22,7 +22,8 @@ class AccountingError(RuntimeError):
     """The counts do not add up: something was lost or invented. The message lists what."""
 
 
-# Skip reasons, a short key (table, JSON) each: imaging's (the node counts the same ones) plus the bag-only ones.
+# Skip reasons, a short key (table, JSON) each: imaging's (the node counts the same ones) plus
+# the bag-only ones.
 REASONS = {
     **IMAGE_REASONS,
     'undeserializable': 'the serialized message does not deserialize',
