@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from weather_restore_ros.model import build_model
-from weather_restore_ros.model.losses import (RestorationLoss, charbonnier,
+from weather_restore_ros.model.losses import (RestorationLoss, charbonnier, psnr_loss,
                                               soft_residual_distillation, ssim, ssim_loss,
                                               weather_classification_loss)
 
@@ -24,6 +24,20 @@ def test_charbonnier():
     p = x.clone().requires_grad_()
     charbonnier(p, x + 0.1).backward()
     assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+
+
+def test_psnr_loss_is_minus_psnr_averaged_per_image():
+    x = torch.rand(2, 3, 8, 8)
+    off = torch.tensor([0.1, 0.01]).view(2, 1, 1, 1)   # per-image errors: 20 dB and 40 dB
+    assert psnr_loss(x, x + off).item() == pytest.approx(-30.0, abs=1e-3)
+    assert psnr_loss(x[:1], x[:1] + 0.1).item() == pytest.approx(-20.0, abs=1e-3)
+    # The gradient is the squared error's (towards the mean, not the median) divided by the
+    # image's own MSE, so a nearly-right image still gets a pull (plain MSE's would vanish).
+    p = x.clone().requires_grad_()
+    psnr_loss(p, x + off).backward()
+    g = p.grad.abs().flatten(1).mean(1)
+    assert torch.isfinite(p.grad).all()
+    assert g[1].item() == pytest.approx(10 * g[0].item(), rel=1e-3)
 
 
 def test_ssim():
@@ -129,11 +143,12 @@ def test_restoration_loss_combines_terms():
     out = m(x, torch.randn(2, 32))
     deg, clean = _tokens(b=2, n=16, c=m.cfg.srd_dim)
     student = m.srd_student(out.residuals, (4, 4))
-    crit = RestorationLoss({'recon': 1.0, 'ssim': 0.5, 'srd': 0.2, 'cls': 0.1})
+    crit = RestorationLoss({'recon': 1.0, 'psnr': 0.01, 'ssim': 0.5, 'srd': 0.2, 'cls': 0.1})
     total, parts = crit(out, target, labels=torch.tensor([1, 3]), srd_student=student,
                         teacher_degraded=deg, teacher_clean=clean)
-    assert set(parts) == {'recon', 'ssim', 'srd', 'cls', 'total'}
-    expect = parts['recon'] + 0.5 * parts['ssim'] + 0.2 * parts['srd'] + 0.1 * parts['cls']
+    assert set(parts) == {'recon', 'psnr', 'ssim', 'srd', 'cls', 'total'}
+    expect = (parts['recon'] + 0.01 * parts['psnr'] + 0.5 * parts['ssim'] + 0.2 * parts['srd']
+              + 0.1 * parts['cls'])
     assert total.item() == pytest.approx(expect.item(), rel=1e-6)
     assert not any(v.requires_grad for v in parts.values())
     total.backward()

@@ -36,13 +36,12 @@ from . import DEFAULT_WEATHER_CLASSES
 from .checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
 from .clip_prior import ClipPrior, build_open_clip_from_config, named_clip_config
 from .model.config import get_config
-from .model.losses import (charbonnier, soft_residual_distillation, ssim,
-                           weather_classification_loss)
+from .model.losses import RestorationLoss
 from .model.restorer import WeatherRestorer
 
-#: Weighted loss terms. 'recon' (Charbonnier) is always computed and weighs 1.0 unless set; the
-#: others are computed only when their weight is > 0 (a term missing from ``loss`` is off).
-LOSS_TERMS = ('recon', 'ssim', 'srd', 'cls')
+#: Weighted loss terms. 'recon' (Charbonnier) weighs 1.0 unless set; the others are computed only
+#: when their weight is > 0 (a term missing from ``loss`` is off). 'psnr': NAFNet's PSNR loss.
+LOSS_TERMS = ('recon', 'psnr', 'ssim', 'srd', 'cls')
 #: Other ``loss`` options (with defaults).
 LOSS_OPTIONS = {'srd_temperature': 0.1, 'srd_l2_weight': 0.0, 'label_smoothing': 0.0}
 CLIP_OPTIONS = ('embedded', 'model_name', 'pretrained', 'cache_dir', 'trainable')
@@ -299,10 +298,10 @@ class Objective(torch.nn.Module):
     """Restorer + prior encoder + losses as one module, so that DDP wraps a single forward and
     sees every parameter that gets a gradient (the restorer's and a trainable CLIP tower's).
 
-    ``loss``: weights of :data:`LOSS_TERMS`. 'recon' is always computed (weight default 1.0);
-    'ssim', 'cls' and 'srd' are computed only when their weight is > 0, missing = 0. 'srd' needs
-    ``teacher``, a frozen CLIP (the prior encoder itself when that is frozen: then one CLIP
-    pass gives both the prior embedding and the degraded image's teacher tokens).
+    ``loss``: weights of :data:`LOSS_TERMS` (recon default 1.0, the others off when missing) and
+    :data:`LOSS_OPTIONS`, combined by :class:`RestorationLoss`. 'srd' needs ``teacher``, a frozen
+    CLIP (the prior encoder itself when that is frozen: then one CLIP pass gives both the prior
+    embedding and the degraded image's teacher tokens).
     ``forward(x, y, label) -> (weighted total, {term: unweighted detached value})``.
     """
 
@@ -313,33 +312,29 @@ class Objective(torch.nn.Module):
         self._teacher = [teacher]  # a list: not a submodule, so DDP neither syncs nor owns it
         self.weights = {k: float(loss.get(k, 1.0 if k == 'recon' else 0.0))
                         for k in LOSS_TERMS}
-        self.options = {k: float(loss.get(k, v)) for k, v in LOSS_OPTIONS.items()}
         if self.weights['srd'] > 0 and teacher is None:
             raise ValueError('loss.srd > 0 needs a CLIP teacher')
+        opt = {k: float(loss.get(k, v)) for k, v in LOSS_OPTIONS.items()}
+        self.criterion = RestorationLoss(self.weights, srd_temperature=opt['srd_temperature'],
+                                         srd_l2_weight=opt['srd_l2_weight'],
+                                         label_smoothing=opt['label_smoothing'])
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, label: torch.Tensor):
-        w, opt = self.weights, self.options
         teacher = self._teacher[0]
-        srd = w['srd'] > 0
+        srd = self.weights['srd'] > 0
         shared = srd and teacher is self.clip
         prior = self.clip.encode(x, with_tokens=shared)
         out = self.model(x, prior.embedding)
-        terms = {'recon': charbonnier(out.image, y)}
-        if w['ssim'] > 0:
-            terms['ssim'] = 1 - ssim(out.image, y)
-        if w['cls'] > 0:
-            terms['cls'] = weather_classification_loss(out.logits, label,
-                                                       label_smoothing=opt['label_smoothing'])
+        tokens = {}
         if srd:
             with torch.no_grad():
                 degraded = prior if shared else teacher.encode(x, with_tokens=True)
                 clean = teacher.encode(y, with_tokens=True)
-            student = self.model.srd_student(out.residuals, degraded.grid)
-            terms['srd'] = soft_residual_distillation(
-                student, degraded.tokens, clean.tokens, temperature=opt['srd_temperature'],
-                l2_weight=opt['srd_l2_weight'])
-        total = sum(w[k] * v for k, v in terms.items())
-        return total, {k: v.detach() for k, v in terms.items()}
+            tokens = dict(srd_student=self.model.srd_student(out.residuals, degraded.grid),
+                          teacher_degraded=degraded.tokens, teacher_clean=clean.tokens)
+        total, parts = self.criterion(out, y, labels=label, **tokens)
+        del parts['total']
+        return total, parts
 
 
 class Trainer:

@@ -1,5 +1,5 @@
-"""Training losses: reconstruction (Charbonnier + SSIM), CLIP soft residual distillation (SRD),
-weather classification, and ``RestorationLoss`` combining them with weights.
+"""Training losses: reconstruction (Charbonnier, PSNR, SSIM), CLIP soft residual distillation
+(SRD), weather classification, and ``RestorationLoss`` combining them with weights.
 
 All losses return scalars averaged over the batch and are safe in fp32 under autocast (the SSIM
 statistics and the SRD norms are computed in fp32).
@@ -21,6 +21,21 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     """
     d = pred.float() - target.float()
     return torch.sqrt(d * d + eps * eps).mean()
+
+
+def psnr_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Negative PSNR in dB, ``mean_b 10 log10(MSE_b)`` (NAFNet's PSNR loss, for images in [0, 1]).
+
+    Why next to Charbonnier: an L1-type loss is minimised by the conditional *median*, so where
+    the network cannot tell which way the correction goes (the content behind a lens raindrop)
+    "change nothing" is a stable optimum, and the synthetic drops stayed untouched however long
+    the shipped model trained. A squared error is minimised by the conditional *mean* (a plausible
+    fill) and is what PSNR measures; the log normalises each image by its own error, so hard
+    images are not drowned by easy ones in the batch.
+    """
+    d = pred.float() - target.float()
+    mse = (d * d).flatten(1).mean(dim=1)
+    return (10.0 / torch.log(torch.tensor(10.0)) * torch.log(mse + eps)).mean()
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
@@ -142,13 +157,14 @@ def weather_classification_loss(logits: torch.Tensor, labels: torch.Tensor,
 
 
 # ---------------------------------------------------------------------- combination
-DEFAULT_LOSS_WEIGHTS = {'recon': 1.0, 'ssim': 0.2, 'srd': 0.1, 'cls': 0.05}
+DEFAULT_LOSS_WEIGHTS = {'recon': 1.0, 'psnr': 0.0, 'ssim': 0.2, 'srd': 0.1, 'cls': 0.05}
 
 
 class RestorationLoss(nn.Module):
-    """Weighted sum ``recon * charbonnier + ssim * (1 - SSIM) + srd * SRD + cls * CE``.
+    """Weighted sum ``recon * charbonnier + psnr * (-PSNR) + ssim * (1 - SSIM) + srd * SRD +
+    cls * CE``.
 
-    ``weights``: any subset of ``{'recon', 'ssim', 'srd', 'cls'}`` (missing keys take
+    ``weights``: any subset of ``{'recon', 'psnr', 'ssim', 'srd', 'cls'}`` (missing keys take
     ``DEFAULT_LOSS_WEIGHTS``; unknown keys raise). A term is computed only when its weight is
     non-zero and its inputs are given (SRD needs the three token tensors, cls needs labels), so
     the same module serves paired data with or without CLIP teachers or weather labels.
@@ -189,6 +205,9 @@ class RestorationLoss(nn.Module):
         if w['recon']:
             parts['recon'] = charbonnier(pred, target, self.charbonnier_eps)
             total = total + w['recon'] * parts['recon']
+        if w['psnr']:
+            parts['psnr'] = psnr_loss(pred, target)
+            total = total + w['psnr'] * parts['psnr']
         if w['ssim']:
             parts['ssim'] = ssim_loss(pred, target)
             total = total + w['ssim'] * parts['ssim']
