@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from weather_restore_ros.model import build_model
-from weather_restore_ros.model.losses import (RestorationLoss, charbonnier, psnr_loss,
-                                              soft_residual_distillation, ssim, ssim_loss,
-                                              weather_classification_loss)
+from weather_restore_ros.model.losses import (RestorationLoss, charbonnier, degradation_mask,
+                                              gate_loss, psnr_loss, soft_residual_distillation,
+                                              ssim, ssim_loss, weather_classification_loss)
 
 
 def _tokens(b=2, n=49, c=32, seed=0):
@@ -38,6 +38,34 @@ def test_psnr_loss_is_minus_psnr_averaged_per_image():
     g = p.grad.abs().flatten(1).mean(1)
     assert torch.isfinite(p.grad).all()
     assert g[1].item() == pytest.approx(10 * g[0].item(), rel=1e-3)
+
+
+def test_gate_loss_rewards_gates_that_find_the_degraded_pixels():
+    torch.manual_seed(0)
+    clean = torch.rand(1, 3, 37, 45)                     # odd size: gates cover the padded grid
+    degraded = clean.clone()
+    degraded[..., 4:20, 8:30] = (degraded[..., 4:20, 8:30] + 0.3).clamp(max=1.0)  # a "drop"
+    degraded[..., 30, 40] += 0.01                        # below the 4/255 threshold
+    mask = degradation_mask(degraded, clean)
+    assert mask.shape == (1, 1, 37, 45) and mask[0, 0, 30, 40] == 0
+    assert 0.9 * 16 * 22 < mask.sum() <= 16 * 22
+    model = build_model('small', clip_dim=32)
+    out = model(degraded, torch.randn(1, 32))
+    assert [tuple(g.shape[-2:]) for g in out.gates] == [(19, 23), (10, 12), (5, 6), (3, 3)]
+
+    def gates_from(m):   # gates that copy a mask, at each gate's grid
+        return [torch.nn.functional.interpolate(m, size=g.shape[-2:], mode='area')
+                .clamp(0.02, 0.98) for g in out.gates]
+    right = gate_loss(gates_from(mask), degraded, clean)
+    wrong = gate_loss(gates_from(1 - mask), degraded, clean)
+    unsure = gate_loss([torch.full_like(g, 0.5) for g in out.gates], degraded, clean)
+    assert right < unsure < wrong
+    # Through the model, the loss reaches the gate heads (and nothing breaks under autocast).
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = gate_loss(out.gates, degraded, clean)
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert model.encoder.sar[0].gate[0].weight.grad.abs().sum() > 0
 
 
 def test_ssim():
@@ -143,12 +171,13 @@ def test_restoration_loss_combines_terms():
     out = m(x, torch.randn(2, 32))
     deg, clean = _tokens(b=2, n=16, c=m.cfg.srd_dim)
     student = m.srd_student(out.residuals, (4, 4))
-    crit = RestorationLoss({'recon': 1.0, 'psnr': 0.01, 'ssim': 0.5, 'srd': 0.2, 'cls': 0.1})
-    total, parts = crit(out, target, labels=torch.tensor([1, 3]), srd_student=student,
+    crit = RestorationLoss({'recon': 1.0, 'psnr': 0.01, 'ssim': 0.5, 'gate': 0.3, 'srd': 0.2,
+                            'cls': 0.1})
+    total, parts = crit(out, target, labels=torch.tensor([1, 3]), inputs=x, srd_student=student,
                         teacher_degraded=deg, teacher_clean=clean)
-    assert set(parts) == {'recon', 'psnr', 'ssim', 'srd', 'cls', 'total'}
-    expect = (parts['recon'] + 0.01 * parts['psnr'] + 0.5 * parts['ssim'] + 0.2 * parts['srd']
-              + 0.1 * parts['cls'])
+    assert set(parts) == {'recon', 'psnr', 'ssim', 'gate', 'srd', 'cls', 'total'}
+    expect = (parts['recon'] + 0.01 * parts['psnr'] + 0.5 * parts['ssim'] + 0.3 * parts['gate']
+              + 0.2 * parts['srd'] + 0.1 * parts['cls'])
     assert total.item() == pytest.approx(expect.item(), rel=1e-6)
     assert not any(v.requires_grad for v in parts.values())
     total.backward()

@@ -262,3 +262,28 @@ def test_checkpoint_configs_without_channel_attention_still_load():
     cfg = ModelConfig.from_dict(d)
     assert cfg.channel_attention is False
     assert all(CONFIGS[n].channel_attention for n in ('tiny', 'small', 'base'))
+
+
+@pytest.mark.parametrize('preset', ['tiny', 'small'])
+def test_mask_head_gates_the_output_and_is_the_published_mask(preset):
+    torch.manual_seed(0)
+    plain = build_model(preset, clip_dim=32)
+    masked = build_model(preset, clip_dim=32, mask_head=True)
+    missing, unexpected = masked.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ['mask_head.bias', 'mask_head.weight'] and not unexpected
+    torch.nn.init.normal_(plain.head[-1].weight, std=0.05)   # a visible residual
+    masked.head[-1].weight.data.copy_(plain.head[-1].weight)
+    x, e = torch.rand(1, 3, 45, 37), _emb()
+    with torch.no_grad():
+        out = masked(x, e)     # starts open (sigmoid(3) everywhere): ~ the plain network
+        assert out.mask.shape == (1, 1, 45, 37)
+        torch.testing.assert_close(out.mask, torch.full_like(out.mask, torch.sigmoid(
+            torch.tensor(3.0)).item()))
+        res_plain, res_masked = plain(x, e).image - x, out.image - x
+        assert not torch.allclose(res_plain, torch.zeros_like(res_plain))
+        inside = (x + res_plain > 0) & (x + res_plain < 1)     # not clamped
+        torch.testing.assert_close(res_masked[inside], (res_plain * out.mask)[inside])
+        masked.mask_head.bias.fill_(-30.0)                 # mask shut: the image passes through
+        out = masked(x, e)
+        torch.testing.assert_close(out.image, x)
+        assert out.mask.max() < 1e-6

@@ -121,6 +121,9 @@ def test_objective_computes_only_weighted_terms_recon_always():
         x, y, label)
     assert set(terms) == {'recon', 'cls'}
     assert torch.allclose(total, 0.5 * terms['recon'] + 0.2 * terms['cls'])
+    total, terms = Objective(model, clip, None, {'psnr': 0.1, 'gate': 0.5})(x, y, label)
+    assert set(terms) == {'recon', 'psnr', 'gate'} and float(terms['gate']) > 0
+    assert torch.allclose(total, terms['recon'] + 0.1 * terms['psnr'] + 0.5 * terms['gate'])
     total, terms = Objective(model, clip, clip, {'ssim': 1.0, 'srd': 2.0})(x, y, label)
     assert set(terms) == {'recon', 'ssim', 'srd'} and float(terms['srd']) > 0
     assert torch.allclose(total, terms['recon'] + terms['ssim'] + 2.0 * terms['srd'])
@@ -418,6 +421,17 @@ def test_init_from_a_checkpoint_fine_tunes_it(tmp_path, photos, trained):
     assert torch.equal(tuned.clip.encode(x).embedding, source.clip.encode(x).embedding)
     tuned.train(progress=False)
     assert load_checkpoint(tuned.out / 'last.safetensors').training['init_from'] == str(ckpt_path)
+    # A mask head may be added (it starts open), trained by the gate loss.
+    cfg = TrainConfig(**tiny_config(tmp_path / 'mask', photos, steps=2, init_from=str(ckpt_path),
+                                    model={'name': 'tiny', 'mask_head': True},
+                                    loss={'recon': 1.0, 'gate': 0.5}))
+    masked = Trainer(cfg, device='cpu')
+    state = state_of(masked.model)
+    assert same_state({k: v for k, v in state.items() if not k.startswith('mask_head.')},
+                      load_checkpoint(ckpt_path).restorer_state)
+    masked.train(progress=False)
+    assert 'loss/gate' in metrics(masked.out)[-1]
+    assert not torch.equal(state_of(masked.model)['mask_head.weight'], state['mask_head.weight'])
     # A network that does not fit, or another CLIP, is refused with the reason.
     with pytest.raises(CheckpointError, match='does not fit'):
         Trainer(TrainConfig(**tiny_config(tmp_path / 'bad', photos, init_from=str(ckpt_path),

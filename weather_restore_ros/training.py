@@ -40,8 +40,9 @@ from .model.losses import RestorationLoss
 from .model.restorer import WeatherRestorer
 
 #: Weighted loss terms. 'recon' (Charbonnier) weighs 1.0 unless set; the others are computed only
-#: when their weight is > 0 (a term missing from ``loss`` is off). 'psnr': NAFNet's PSNR loss.
-LOSS_TERMS = ('recon', 'psnr', 'ssim', 'srd', 'cls')
+#: when their weight is > 0 (a term missing from ``loss`` is off). 'psnr': NAFNet's PSNR loss;
+#: 'gate': the SAR gates against the pair's degradation mask (see ``losses.gate_loss``).
+LOSS_TERMS = ('recon', 'psnr', 'ssim', 'gate', 'srd', 'cls')
 #: Other ``loss`` options (with defaults).
 LOSS_OPTIONS = {'srd_temperature': 0.1, 'srd_l2_weight': 0.0, 'label_smoothing': 0.0}
 CLIP_OPTIONS = ('embedded', 'model_name', 'pretrained', 'cache_dir', 'trainable')
@@ -332,7 +333,7 @@ class Objective(torch.nn.Module):
                 clean = teacher.encode(y, with_tokens=True)
             tokens = dict(srd_student=self.model.srd_student(out.residuals, degraded.grid),
                           teacher_degraded=degraded.tokens, teacher_clean=clean.tokens)
-        total, parts = self.criterion(out, y, labels=label, **tokens)
+        total, parts = self.criterion(out, y, labels=label, inputs=x, **tokens)
         del parts['total']
         return total, parts
 
@@ -445,8 +446,9 @@ class Trainer:
         except RuntimeError as exc:   # shapes differ
             raise CheckpointError(f'init_from: {where} does not fit the configured model '
                                   f'(model section differs?): {exc}') from exc
-        # Only the SRD student head may be new (a checkpoint trained without SRD).
-        missing = [k for k in missing if not k.startswith('srd_head.')]
+        # Only the SRD student head (a checkpoint trained without SRD) and the mask head may be
+        # new; both start from their own initialisation.
+        missing = [k for k in missing if not k.startswith(('srd_head.', 'mask_head.'))]
         if missing or unexpected:
             raise CheckpointError(f'init_from: {where} does not fit the configured model: '
                                   f'missing {missing[:5]}, unexpected {unexpected[:5]}')

@@ -63,6 +63,11 @@ class ModelConfig:
     # Global context in every conv block (NAFNet SCA, see blocks.ChannelAttention). Off by
     # default so that checkpoints written before it existed load unchanged; on in the presets.
     channel_attention: bool = False
+    # A mask head on the last decoder features (which see the whole U-Net's context, unlike
+    # the finest SAR gate, whose receptive field is a few pixels) predicts where the weather is;
+    # the output residual is multiplied by it and it is the published degradation mask. Off by
+    # default (checkpoints written before it existed); trained by the gate loss (``loss.gate``).
+    mask_head: bool = False
     # CLIP-weather prior (CWP).
     clip_dim: int = 512                       # CLIP image-embedding size (512 = ViT-B-32)
     num_prior_tokens: int = 8                 # K sample-specific tokens from the CLIP embedding

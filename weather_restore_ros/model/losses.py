@@ -6,7 +6,7 @@ statistics and the SRD norms are computed in fp32).
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -85,6 +85,43 @@ def ssim_loss(pred: torch.Tensor, target: torch.Tensor, **kw) -> torch.Tensor:
     return 1.0 - ssim(pred, target, **kw)
 
 
+# ---------------------------------------------------------------------- SAR gate supervision
+def degradation_mask(degraded: torch.Tensor, clean: torch.Tensor,
+                     threshold: float = 4.0 / 255.0) -> torch.Tensor:
+    """``[B, 1, H, W]`` 1.0 where the weather changed a pixel by more than ``threshold`` (any
+    channel, images in [0, 1]), else 0.0: what the SAR gate should find on a paired sample."""
+    d = (degraded.float() - clean.float()).abs().amax(dim=1, keepdim=True)
+    return (d > threshold).float()
+
+
+def gate_loss(gates: Sequence[torch.Tensor], degraded: torch.Tensor, clean: torch.Tensor,
+              threshold: float = 4.0 / 255.0) -> torch.Tensor:
+    """Binary cross-entropy of each gate (``[B, 1, h, w]`` in [0, 1] at any stride: the SAR
+    gates, the published mask) against the pair's degradation mask, area-pooled to the gate's grid
+    (a soft target: the degraded fraction of each cell); mean over the gates.
+
+    Why: the paper localises degradation through CLIP-SRD, which needs a pretrained CLIP
+    teacher. Without one the gates stayed ~0.5 everywhere, so the published degradation mask
+    said nothing and a correction learned for one weather (lens drops) was applied to every
+    pixel of every image. Synthetic pairs give the mask for free. A gate's grid covers the
+    padded image (cropped to the valid cells), so the mask is padded (replicate) to match.
+    """
+    mask = degradation_mask(degraded, clean, threshold)
+    h, w = mask.shape[-2:]
+    terms = []
+    for g in gates:
+        gh, gw = g.shape[-2:]
+        f = 1                                 # the gate's stride: a power of two
+        while gh * f < h or gw * f < w:
+            f *= 2
+        m = F.pad(mask, (0, gw * f - w, 0, gh * f - h), mode='replicate')
+        target = F.avg_pool2d(m, f) if f > 1 else m
+        prob = g.float().clamp(1e-6, 1.0 - 1e-6)
+        with torch.autocast(prob.device.type, enabled=False):  # BCE refuses to autocast
+            terms.append(F.binary_cross_entropy(prob, target))
+    return torch.stack(terms).mean()
+
+
 # ---------------------------------------------------------------------- CLIP-SRD
 def soft_residual_distillation(student: torch.Tensor, teacher_degraded: torch.Tensor,
                                teacher_clean: torch.Tensor, temperature: float = 0.1,
@@ -157,17 +194,19 @@ def weather_classification_loss(logits: torch.Tensor, labels: torch.Tensor,
 
 
 # ---------------------------------------------------------------------- combination
-DEFAULT_LOSS_WEIGHTS = {'recon': 1.0, 'psnr': 0.0, 'ssim': 0.2, 'srd': 0.1, 'cls': 0.05}
+DEFAULT_LOSS_WEIGHTS = {'recon': 1.0, 'psnr': 0.0, 'ssim': 0.2, 'gate': 0.0, 'srd': 0.1,
+                        'cls': 0.05}
 
 
 class RestorationLoss(nn.Module):
-    """Weighted sum ``recon * charbonnier + psnr * (-PSNR) + ssim * (1 - SSIM) + srd * SRD +
-    cls * CE``.
+    """Weighted sum ``recon * charbonnier + psnr * (-PSNR) + ssim * (1 - SSIM) + gate * BCE(SAR
+    gates, degradation mask) + srd * SRD + cls * CE``.
 
-    ``weights``: any subset of ``{'recon', 'psnr', 'ssim', 'srd', 'cls'}`` (missing keys take
-    ``DEFAULT_LOSS_WEIGHTS``; unknown keys raise). A term is computed only when its weight is
-    non-zero and its inputs are given (SRD needs the three token tensors, cls needs labels), so
-    the same module serves paired data with or without CLIP teachers or weather labels.
+    ``weights``: any subset of ``DEFAULT_LOSS_WEIGHTS`` (missing keys take its values; unknown
+    keys raise). A term is computed only when its weight is non-zero and its inputs are given
+    (gate needs a ``RestorerOutput`` and the degraded ``inputs``, SRD the three token tensors,
+    cls labels), so the same module serves paired data with or without CLIP teachers or weather
+    labels.
 
     ``forward(pred, target, ...) -> (total, parts)``; ``pred`` is the restored image or a
     ``RestorerOutput`` (then ``logits`` default to ``pred.logits``). ``parts`` maps each computed
@@ -191,13 +230,16 @@ class RestorationLoss(nn.Module):
 
     def forward(self, pred, target: torch.Tensor, *, logits: Optional[torch.Tensor] = None,
                 labels: Optional[torch.Tensor] = None,
+                inputs: Optional[torch.Tensor] = None,
                 srd_student: Optional[torch.Tensor] = None,
                 teacher_degraded: Optional[torch.Tensor] = None,
                 teacher_clean: Optional[torch.Tensor] = None,
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        gates = None
         if hasattr(pred, 'image'):
             if logits is None:
                 logits = pred.logits
+            gates = [pred.mask, *pred.gates]   # the published mask and every SAR gate
             pred = pred.image
         w = self.weights
         parts: dict[str, torch.Tensor] = {}
@@ -211,6 +253,9 @@ class RestorationLoss(nn.Module):
         if w['ssim']:
             parts['ssim'] = ssim_loss(pred, target)
             total = total + w['ssim'] * parts['ssim']
+        if w['gate'] and gates is not None and inputs is not None:
+            parts['gate'] = gate_loss(gates, inputs, target)
+            total = total + w['gate'] * parts['gate']
         have_srd = not (srd_student is None or teacher_degraded is None or teacher_clean is None)
         if w['srd'] and have_srd:
             parts['srd'] = soft_residual_distillation(srd_student, teacher_degraded, teacher_clean,

@@ -6,10 +6,11 @@ Data flow (``s = cfg.stem_factor``, scale ``i`` at ``1/(s * 2**i)`` resolution):
       -> SAR encoder: per scale  blocks -> f + g*r(f)  -> 2x2/2 conv  ...  -> bottleneck
       -> CWP cross-attention at the bottleneck          (prior tokens from the CLIP embedding)
       -> decoder: per scale  1x1 conv + pixel-shuffle up, + skip, [CWP cross-attention], blocks
-      -> head: 3x3 conv (depthwise-separable) -> pixel-shuffle(s) -> residual;
+      -> head: 3x3 conv (depthwise-separable) -> pixel-shuffle(s) -> residual
+         [x mask: sigmoid(3x3 conv of the last decoder features), with ``mask_head``];
          image = clamp(x + residual, 0, 1), cropped
     weather logits = MLP(concat(CLIP embedding, global-avg-pooled bottleneck))
-    mask = finest SAR gate, bilinearly upsampled to the input size
+    mask = the mask head's output, or without one the finest SAR gate, upsampled to input size
 
 Design choices:
 
@@ -50,7 +51,7 @@ def _conv3x3(cin: int, cout: int) -> nn.Module:
 
 class RestorerOutput(NamedTuple):
     image: torch.Tensor            # [B, 3, H, W] in [0, 1]
-    mask: torch.Tensor             # [B, 1, H, W] in [0, 1]: finest SAR gate at input size
+    mask: torch.Tensor             # [B, 1, H, W] in [0, 1]: mask head or finest SAR gate
     gates: list[torch.Tensor]      # per scale [B, 1, h_i, w_i] in [0, 1], finest first
     residuals: list[torch.Tensor]  # per scale gated residuals [B, C_i, h_i, w_i], finest first
     logits: torch.Tensor           # [B, num_classes] weather logits
@@ -110,6 +111,7 @@ class WeatherRestorer(nn.Module):
                                             cfg.channel_attention)
                                  for j in range(n - 1))
         self.head = _conv3x3(w[0], cin * s * s)   # followed by pixel-shuffle(s) in forward
+        self.mask_head = nn.Conv2d(w[0], 1, 3, padding=1) if cfg.mask_head else None
 
         cls_in = w[-1] + (cfg.clip_dim if cfg.use_clip_prior else 0)
         self.classifier = nn.Sequential(nn.Linear(cls_in, cfg.cls_hidden), nn.GELU(),
@@ -133,6 +135,9 @@ class WeatherRestorer(nn.Module):
                 nn.init.zeros_(m.bias)
         # Small output head: the untrained network starts close to the identity.
         nn.init.normal_(self.head[-1].weight, std=1e-3)
+        if self.mask_head is not None:   # starts open (0.95): the network as without it
+            nn.init.zeros_(self.mask_head.weight)
+            nn.init.constant_(self.mask_head.bias, 3.0)
 
     # ------------------------------------------------------------------ inference helpers
     @property
@@ -173,6 +178,15 @@ class WeatherRestorer(nn.Module):
         res = self.head(y)
         if s > 1:  # pixel-shuffle is ~1.5x faster from NCHW; the output image is NCHW either way
             res = F.pixel_shuffle(res.contiguous(), s)
+        mask = None
+        if self.mask_head is not None:
+            logit = self.mask_head(y)
+            if s > 1:   # logits, not probabilities, are interpolated: sharper mask edges
+                logit = F.interpolate(logit, scale_factor=float(s), mode='bilinear',
+                                      align_corners=False)
+            mask = torch.sigmoid(logit)
+            res = res * mask
+            mask = mask[..., :h, :w]
         out = (xp + res)[..., :h, :w].clamp(0.0, 1.0)
 
         # Gates/residuals cropped to the part of each scale that covers the image.
@@ -181,10 +195,12 @@ class WeatherRestorer(nn.Module):
             hi, wi = -(-h // f), -(-w // f)
             gates[i] = gates[i][..., :hi, :wi]
             residuals[i] = residuals[i][..., :hi, :wi]
-        mask = gates[0]
-        if s > 1:
-            mask = F.interpolate(mask, scale_factor=float(s), mode='bilinear', align_corners=False)
-        mask = mask[..., :h, :w]
+        if mask is None:
+            mask = gates[0]
+            if s > 1:
+                mask = F.interpolate(mask, scale_factor=float(s), mode='bilinear',
+                                     align_corners=False)
+            mask = mask[..., :h, :w]
 
         pooled = bottleneck.mean(dim=(2, 3))
         if cfg.use_clip_prior and clip_embedding is not None:
