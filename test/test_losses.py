@@ -28,16 +28,25 @@ def test_charbonnier():
 
 def test_psnr_loss_is_minus_psnr_averaged_per_image():
     x = torch.rand(2, 3, 8, 8)
-    off = torch.tensor([0.1, 0.01]).view(2, 1, 1, 1)   # per-image errors: 20 dB and 40 dB
-    assert psnr_loss(x, x + off).item() == pytest.approx(-30.0, abs=1e-3)
-    assert psnr_loss(x[:1], x[:1] + 0.1).item() == pytest.approx(-20.0, abs=1e-3)
+    off = torch.tensor([0.1, 0.03]).view(2, 1, 1, 1)   # per-image errors: 20 dB and 30.5 dB
+    # -(20 + 30) / 2: MSE + 1e-4 = 0.0101 and 0.001
+    assert psnr_loss(x, x + off).item() == pytest.approx(-(19.957 + 30.0) / 2, abs=1e-3)
     # The gradient is the squared error's (towards the mean, not the median) divided by the
     # image's own MSE, so a nearly-right image still gets a pull (plain MSE's would vanish).
     p = x.clone().requires_grad_()
     psnr_loss(p, x + off).backward()
     g = p.grad.abs().flatten(1).mean(1)
     assert torch.isfinite(p.grad).all()
-    assert g[1].item() == pytest.approx(10 * g[0].item(), rel=1e-3)
+    assert g[1].item() == pytest.approx(g[0].item() * (0.03 / 0.001) / (0.1 / 0.0101), rel=1e-3)
+    # Capped at 40 dB: a pair with nothing to restore cannot dominate the batch.
+    assert psnr_loss(x, x).item() == pytest.approx(-40.0, abs=1e-3)
+    # A frame off by one grey level pulls at most a few times harder than a 20 dB one (without
+    # the cap: ~26 times, and without bound as it approaches the target).
+    y = x * 0.5 + 0.25                        # no clamping at 0 or 1
+    p = y.clone().requires_grad_()
+    psnr_loss(p, y + torch.tensor([1 / 255, 0.1]).view(2, 1, 1, 1)).backward()
+    g = p.grad.abs().flatten(1).mean(1)
+    assert 1.0 < (g[0] / g[1]).item() < 5.0
 
 
 def test_gate_loss_rewards_gates_that_find_the_degraded_pixels():

@@ -23,8 +23,9 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     return torch.sqrt(d * d + eps * eps).mean()
 
 
-def psnr_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Negative PSNR in dB, ``mean_b 10 log10(MSE_b)`` (NAFNet's PSNR loss, for images in [0, 1]).
+def psnr_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Negative PSNR in dB, ``mean_b 10 log10(MSE_b + eps)`` (NAFNet's PSNR loss, for images in
+    [0, 1]), capped at 40 dB by ``eps``.
 
     Why next to Charbonnier: an L1-type loss is minimised by the conditional *median*, so where
     the network cannot tell which way the correction goes (the content behind a lens raindrop)
@@ -32,6 +33,10 @@ def psnr_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> to
     the shipped model trained. A squared error is minimised by the conditional *mean* (a plausible
     fill) and is what PSNR measures; the log normalises each image by its own error, so hard
     images are not drowned by easy ones in the batch.
+
+    The cap matters for pairs with nothing to restore (clear weather: target == input). With
+    NAFNet's ``eps = 1e-8`` their loss runs to -80 dB and its gradient (``~ 1 / MSE``) outweighs
+    every degraded image: a fine-tune on raindrops + clear frames learned to shut its output.
     """
     d = pred.float() - target.float()
     mse = (d * d).flatten(1).mean(dim=1)
