@@ -75,6 +75,14 @@ def test_gate_loss_rewards_gates_that_find_the_degraded_pixels():
     assert loss.dtype == torch.float32
     loss.backward()
     assert model.encoder.sar[0].gate[0].weight.grad.abs().sum() > 0
+    # The BCE of soft targets equals torch's; a NaN gate gives a NaN loss (which the trainer
+    # skips and counts), not an exception.
+    g, m = torch.rand(2, 1, 5, 5), (torch.rand(2, 1, 5, 5) > 0.5).float()
+    pair = (m.expand(2, 3, 5, 5) * 0.5, torch.zeros(2, 3, 5, 5))
+    ref = torch.nn.functional.binary_cross_entropy(g, m)
+    assert gate_loss([g], *pair).item() == pytest.approx(ref.item(), rel=1e-5)
+    g[0, 0, 0, 0] = float('nan')
+    assert torch.isnan(gate_loss([g], *pair))
 
 
 def test_ssim():

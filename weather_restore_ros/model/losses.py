@@ -121,9 +121,10 @@ def gate_loss(gates: Sequence[torch.Tensor], degraded: torch.Tensor, clean: torc
             f *= 2
         m = F.pad(mask, (0, gw * f - w, 0, gh * f - h), mode='replicate')
         target = F.avg_pool2d(m, f) if f > 1 else m
-        prob = g.float().clamp(1e-6, 1.0 - 1e-6)
-        with torch.autocast(prob.device.type, enabled=False):  # BCE refuses to autocast
-            terms.append(F.binary_cross_entropy(prob, target))
+        # Written out rather than F.binary_cross_entropy, which raises on a NaN gate: a NaN
+        # loss is what the trainer's non-finite-step guard skips and counts.
+        p = g.float().clamp(1e-6, 1.0 - 1e-6)
+        terms.append(-(target * p.log() + (1.0 - target) * (1.0 - p).log()).mean())
     return torch.stack(terms).mean()
 
 
