@@ -100,8 +100,10 @@ def test_config_from_yaml_rejects_unknown_options_and_coerces_numbers(tmp_path, 
     cfg = TrainConfig.from_yaml(path, steps=3, batch_size=None)
     assert cfg.steps == 3 and cfg.batch_size == 4
     # The shipped configs stay valid.
-    names = sorted(p.name for p in (REPO / 'configs').glob('*.yaml'))
-    assert {'shipped_small.yaml', 'allweather_base.yaml', 'finetune_small_fleet.yaml'} <= set(names)
+    names = sorted(str(p.relative_to(REPO / 'configs'))
+                   for p in (REPO / 'configs').rglob('*.yaml'))
+    assert {'shipped_small.yaml', 'allweather_base.yaml', 'finetune_small_fleet.yaml',
+            'experiments/raindrop_mixed.yaml'} <= set(names)
     for name in names:
         TrainConfig.from_yaml(REPO / 'configs' / name)
 
