@@ -342,3 +342,24 @@ def test_memory_is_flat_over_repeated_calls(make_engine):
     # Measured: ~10 KB of torch-internal caches that level off; RSS < 1 MB.
     assert grown < 64 * 1024, grown
     assert rss_grown < 16, rss_grown
+
+
+@pytest.mark.parametrize('max_pixels', [None, 64 * 64])    # one pass / tiled
+def test_mask_head_checkpoint_publishes_its_mask(ckpt, max_pixels):
+    """A network with a mask head changes only where its mask is open, and the engine returns
+    that mask (not the SAR gate): shut everywhere, the frame comes back bit-exact."""
+    cfg = ckpt.config.replace(mask_head=True)
+    model = WeatherRestorer(cfg)
+    model.load_state_dict(ckpt.restorer_state, strict=False)
+    torch.nn.init.normal_(model.head[-1].weight, std=0.1,
+                          generator=torch.Generator().manual_seed(1))
+    kw = {'max_pixels': max_pixels, 'tile_size': 64, 'tile_overlap': 24} if max_pixels else {}
+    engine = RestorationEngine(model, clip_from_checkpoint(ckpt), ckpt.class_names,
+                               device='cpu', warmup=False, refresh=NO_AUTO_REFRESH, **kw)
+    frame = smooth_frame(150, 200, 4)
+    opened = engine.restore(frame, 's')
+    assert diff(opened.image, frame)[1] > 2 and opened.mask.min() >= 240   # starts open
+    with torch.no_grad():
+        model.mask_head.bias.fill_(-30.0)
+    shut = engine.restore(frame, 's')
+    assert np.array_equal(shut.image, frame) and shut.mask.max() == 0
