@@ -6,6 +6,7 @@ statistics and the SRD norms are computed in fp32).
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional, Sequence
 
 import torch
@@ -29,10 +30,10 @@ def psnr_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-4) -> to
 
     Why next to Charbonnier: an L1-type loss is minimised by the conditional *median*, so where
     the network cannot tell which way the correction goes (the content behind a lens raindrop)
-    "change nothing" is a stable optimum, and the synthetic drops stayed untouched however long
-    the shipped model trained. A squared error is minimised by the conditional *mean* (a plausible
-    fill) and is what PSNR measures; the log normalises each image by its own error, so hard
-    images are not drowned by easy ones in the batch.
+    "change nothing" is a stable optimum. A squared error is minimised by the conditional *mean*
+    (a plausible fill) and is what PSNR measures; the log normalises each image by its own
+    error, so hard images are not drowned by easy ones in the batch. (On its own it did not make
+    the small CPU-trained model remove drops: see the model card.)
 
     The cap matters for pairs with nothing to restore (clear weather: target == input). With
     NAFNet's ``eps = 1e-8`` their loss runs to -80 dB and its gradient (``~ 1 / MSE``) outweighs
@@ -40,7 +41,7 @@ def psnr_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-4) -> to
     """
     d = pred.float() - target.float()
     mse = (d * d).flatten(1).mean(dim=1)
-    return (10.0 / torch.log(torch.tensor(10.0)) * torch.log(mse + eps)).mean()
+    return (10.0 / math.log(10.0) * torch.log(mse + eps)).mean()
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
@@ -108,8 +109,10 @@ def gate_loss(gates: Sequence[torch.Tensor], degraded: torch.Tensor, clean: torc
     Why: the paper localises degradation through CLIP-SRD, which needs a pretrained CLIP
     teacher. Without one the gates stayed ~0.5 everywhere, so the published degradation mask
     said nothing and a correction learned for one weather (lens drops) was applied to every
-    pixel of every image. Synthetic pairs give the mask for free. A gate's grid covers the
-    padded image (cropped to the valid cells), so the mask is padded (replicate) to match.
+    pixel of every image. Synthetic pairs give the mask for free. (The finest SAR gate sees only
+    a few pixels, too few to find a drop; ``ModelConfig.mask_head`` sees the U-Net's context.)
+    A gate's grid covers the padded image (cropped to the valid cells), so the mask is padded
+    (replicate) to match.
     """
     mask = degradation_mask(degraded, clean, threshold)
     h, w = mask.shape[-2:]
