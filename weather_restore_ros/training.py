@@ -36,13 +36,13 @@ from . import DEFAULT_WEATHER_CLASSES
 from .checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
 from .clip_prior import ClipPrior, build_open_clip_from_config, named_clip_config
 from .model.config import get_config
-from .model.losses import RestorationLoss
+from .model.losses import DEFAULT_LOSS_WEIGHTS, RestorationLoss
 from .model.restorer import WeatherRestorer
 
 #: Weighted loss terms. 'recon' (Charbonnier) weighs 1.0 unless set; the others are computed only
 #: when their weight is > 0 (a term missing from ``loss`` is off). 'psnr': NAFNet's PSNR loss;
 #: 'gate': the SAR gates against the pair's degradation mask (see ``losses.gate_loss``).
-LOSS_TERMS = ('recon', 'psnr', 'ssim', 'gate', 'srd', 'cls')
+LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 #: Other ``loss`` options (with defaults).
 LOSS_OPTIONS = {'srd_temperature': 0.1, 'srd_l2_weight': 0.0, 'label_smoothing': 0.0}
 CLIP_OPTIONS = ('embedded', 'model_name', 'pretrained', 'cache_dir', 'trainable')
@@ -311,14 +311,17 @@ class Objective(torch.nn.Module):
         super().__init__()
         self.model, self.clip = model, clip
         self._teacher = [teacher]  # a list: not a submodule, so DDP neither syncs nor owns it
-        self.weights = {k: float(loss.get(k, 1.0 if k == 'recon' else 0.0))
-                        for k in LOSS_TERMS}
-        if self.weights['srd'] > 0 and teacher is None:
+        weights = {k: float(loss.get(k, 1.0 if k == 'recon' else 0.0)) for k in LOSS_TERMS}
+        if weights['srd'] > 0 and teacher is None:
             raise ValueError('loss.srd > 0 needs a CLIP teacher')
         opt = {k: float(loss.get(k, v)) for k, v in LOSS_OPTIONS.items()}
-        self.criterion = RestorationLoss(self.weights, srd_temperature=opt['srd_temperature'],
+        self.criterion = RestorationLoss(weights, srd_temperature=opt['srd_temperature'],
                                          srd_l2_weight=opt['srd_l2_weight'],
                                          label_smoothing=opt['label_smoothing'])
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return self.criterion.weights
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, label: torch.Tensor):
         teacher = self._teacher[0]
