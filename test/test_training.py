@@ -21,7 +21,7 @@ from weather_restore_ros.model.config import get_config
 from weather_restore_ros.model.restorer import WeatherRestorer
 from weather_restore_ros.synth.samples import sample_images
 from weather_restore_ros.training import (Objective, ScalarLog, TrainConfig, Trainer,
-                                          build_dataset)
+                                          build_dataset, training_device)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -310,6 +310,29 @@ def test_cli_train_in_chunks_with_a_loader_worker(tmp_path, photos, capsys):
     assert sorted(losses(tmp_path / 'run')) == [1, 2]
     assert load_checkpoint(tmp_path / 'run' / 'last.safetensors').training['steps'] == 2
     assert not list((tmp_path / 'run').glob('.*tmp*'))   # no temporary files left behind
+
+
+def test_training_device_gives_each_torchrun_process_its_own_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    # A bare 'cuda' (torch.cuda.set_device rejects it) and the default become cuda:LOCAL_RANK.
+    assert training_device('cuda') == training_device(None) == torch.device('cuda', 1)
+    assert training_device('cuda:0') == torch.device('cuda', 0)
+    assert training_device('cpu') == torch.device('cpu')
+
+
+def test_cli_train_rejects_a_bad_device_or_config_without_a_traceback(tmp_path, photos, capsys):
+    cfg = tmp_path / 'cfg.yaml'
+    cfg.write_text(yaml.safe_dump(tiny_config(tmp_path / 'run', photos)))
+    if not torch.cuda.is_available():
+        assert main(['train', str(cfg), '--device', 'cuda']) == 2
+        assert 'CUDA is not available' in capsys.readouterr().err
+    assert main(['train', str(cfg), '--device', 'gpu']) == 2
+    assert 'gpu' in capsys.readouterr().err
+    cfg.write_text(yaml.safe_dump({**tiny_config(tmp_path / 'run', photos), 'lr_max': 1}))
+    assert main(['train', str(cfg)]) == 2
+    assert "unknown training option(s) ['lr_max']" in capsys.readouterr().err
+    assert not (tmp_path / 'run').exists()
 
 
 # ------------------------------------------------------------------------------- CLIP

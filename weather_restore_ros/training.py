@@ -341,6 +341,22 @@ class Objective(torch.nn.Module):
         return total, parts
 
 
+def training_device(device: str | None = None) -> torch.device:
+    """This process's device. ``None``/'auto' pick CUDA when there is one; a bare 'cuda' means
+    ``cuda:LOCAL_RANK``, so that torchrun's processes each take their own GPU (and
+    ``torch.cuda.set_device`` gets the index it requires); 'cuda:N' is taken as given."""
+    if device in (None, 'auto'):
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    dev = torch.device(device)
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ValueError(f'device {device!r} requested but CUDA is not available '
+                             f'(torch {torch.__version__}); use --device cpu')
+        if dev.index is None:
+            dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    return dev
+
+
 class Trainer:
     """One training run (one process of it under torchrun). ``train()`` runs the loop,
     ``resume()`` restores the last checkpoint, ``checkpoint()``/``save()`` write one."""
@@ -357,10 +373,7 @@ class Trainer:
             dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
-        if device is None:
-            device = (f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
-                      if torch.cuda.is_available() else 'cpu')
-        self.device = torch.device(device)
+        self.device = training_device(device)
         if self.device.type == 'cuda':
             torch.cuda.set_device(self.device)
         torch.manual_seed(cfg.seed)

@@ -38,14 +38,21 @@ def run(args) -> int:
     import json
     import os
 
-    from ..training import TrainConfig, train
+    import sys
+
+    from ..training import TrainConfig, train, training_device
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig.from_yaml(args.config, out_dir=args.out_dir, steps=args.steps,
-                                batch_size=args.batch_size, num_workers=args.num_workers,
-                                init_from=args.init_from)
-    summary = train(cfg, resume=args.resume, device=args.device, max_steps=args.max_steps,
+    try:   # a bad config or device is the user's to fix: say so, no traceback
+        cfg = TrainConfig.from_yaml(args.config, out_dir=args.out_dir, steps=args.steps,
+                                    batch_size=args.batch_size, num_workers=args.num_workers,
+                                    init_from=args.init_from)
+        device = str(training_device(args.device))
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    summary = train(cfg, resume=args.resume, device=device, max_steps=args.max_steps,
                     progress=not args.no_progress)
     if int(os.environ.get('RANK', '0')) == 0:
         print(json.dumps(summary, indent=2, default=str))
