@@ -117,6 +117,36 @@ def test_one_frame_per_stream_per_batch(make_engine):
         engine.restore_batch([('a', smooth_frame(16, 16)), ('a', smooth_frame(16, 16))])
 
 
+def nan_for(model, bad_frames):
+    """Make ``model`` return NaN (image and logits) for the given batch rows, as a blown-up
+    network does."""
+    forward = model.forward
+
+    def patched(x, emb):
+        out = forward(x, emb)
+        image, logits = out.image.clone(), out.logits.clone()
+        rows = [i for i in bad_frames if i < len(image)]
+        image[rows, :, :4, :4] = float('nan')
+        logits[rows] = float('nan')
+        return out._replace(image=image, logits=logits)
+    model.forward = patched
+
+
+def test_non_finite_output_passes_that_frame_through_and_says_so(make_engine):
+    engine = make_engine(refresh=NO_AUTO_REFRESH)
+    frames = [smooth_frame(40, 56, seed) for seed in (1, 2, 3)]
+    clean = engine.restore_batch([(f'c{i}', f) for i, f in enumerate(frames)])
+    nan_for(engine.model, [1])
+    out = engine.restore_batch([(f'c{i}', f) for i, f in enumerate(frames)])
+    assert [r.invalid_output for r in out] == [False, True, False]
+    assert np.array_equal(out[1].image, frames[1])          # the input, bit for bit
+    assert not out[1].mask.any()
+    assert out[1].scores == pytest.approx({c: 1 / len(engine.class_names)
+                                           for c in engine.class_names})
+    for i in (0, 2):                                         # its batch mates are unaffected
+        assert np.array_equal(out[i].image, clean[i].image) and not clean[i].invalid_output
+
+
 def test_batch_over_max_pixels_is_split(make_engine):
     frames = [(f's{i}', smooth_frame(32, 32, i)) for i in range(3)]
     whole = make_engine().restore_batch(frames)
@@ -248,6 +278,11 @@ def test_skip_when_clear(make_engine):
     r_s, r_rainy = engine.restore_batch([('s', frames[1]), ('rainy', frames[2])])
     assert r_s.skipped and r_s.label == 'clear' and np.array_equal(r_s.image, frames[1])
     assert not r_rainy.skipped and r_rainy.label in engine.class_names
+    # A network failure on the frame that runs leaves the skipped one alone.
+    nan_for(engine.model, [0])          # row 0 of the network's batch: 'rainy'
+    r_s, r_rainy = engine.restore_batch([('s', frames[1]), ('rainy', frames[2])])
+    assert r_s.skipped and not r_s.invalid_output and np.array_equal(r_s.image, frames[1])
+    assert r_rainy.invalid_output and np.array_equal(r_rainy.image, frames[2])
     engine.skip_clear_threshold = 0.0   # 0 disables skipping
     assert not engine.restore(frames[1], 's').skipped
 

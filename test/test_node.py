@@ -11,6 +11,7 @@ import time
 import tracemalloc
 
 import pytest
+import torch
 
 from ros_helpers import collect, pattern_image, ros_context
 
@@ -525,6 +526,28 @@ def test_bad_input_is_counted_and_node_keeps_serving(single, compressed):
         assert int(values[f'bad_input.{reason}']) >= 1, reason
     status = _diag(compressed, 'default',
                    lambda s: int(_values(s).get('bad_input.corrupt', 0)) >= 1)
+
+
+def test_model_failure_publishes_the_input_and_is_reported(single):
+    """A network that returns NaN for a frame: the input goes out unchanged (same header),
+    counted as invalid_output, with a warning and a WARN diagnostic; nothing crashes."""
+    model = single.node.engine.model
+    forward = model.forward
+    model.forward = lambda x, emb: forward(x, emb)._replace(
+        image=torch.full_like(x, float('nan')))
+    try:
+        images = single.collect(Image, 'image_restored')
+        pub = single.publisher(Image, 'image_raw', qos_profile_sensor_data)
+        frame = pattern_image(H, W, 3, seed=14)
+        msg = imaging.numpy_to_image(frame, 'rgb8', header=new_header())
+        assert _wait_outputs(single, pub, msg, [images])
+        assert (imaging.image_to_numpy(_match(images, msg.header)) == frame).all()
+        assert single.stats()['invalid_output'] >= 1
+        assert any('non-finite' in t for t in single.log.texts('warning'))
+        status = _diag(single, 'default', lambda s: int(_values(s)['invalid_output']) >= 1)
+        assert status.level == DiagnosticStatus.WARN and 'unrestored' in status.message
+    finally:
+        del model.forward   # the class's forward again
 
 
 def test_diagnostics_content_and_error_when_silent(single):

@@ -312,6 +312,22 @@ def test_cli_train_in_chunks_with_a_loader_worker(tmp_path, photos, capsys):
     assert not list((tmp_path / 'run').glob('.*tmp*'))   # no temporary files left behind
 
 
+def test_train_only_the_weather_head_leaves_restoration_bit_exact(tmp_path, photos):
+    cfg = TrainConfig(**tiny_config(tmp_path, photos, steps=4, train_only=['classifier'],
+                                    loss={'recon': 0.0, 'cls': 1.0}))
+    trainer = Trainer(cfg, device='cpu')
+    before = state_of(trainer.model)
+    trainer.train(progress=False)
+    trainer.close()
+    after = state_of(trainer.model)
+    changed = {k.split('.')[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {'classifier'}
+    with pytest.raises(ValueError, match=r"train_only: \['decoder'\] are not parts.*classifier"):
+        Trainer(TrainConfig(**tiny_config(tmp_path, photos, train_only=['decoder'])), device='cpu')
+    with pytest.raises(ValueError, match='train_only must be a list of names'):
+        TrainConfig(**tiny_config(tmp_path, photos, train_only='classifier'))
+
+
 def test_training_device_gives_each_torchrun_process_its_own_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setenv('LOCAL_RANK', '1')

@@ -53,6 +53,7 @@ class RestoreResult:
     timings_ms: dict[str, float] = field(default_factory=dict)  # STAGES, for the whole group
     prior_refreshed: str | None = None  # why CLIP ran for this frame, or None
     skipped: bool = False             # passed through unchanged (skip-when-clear)
+    invalid_output: bool = False      # the network gave inf/NaN: image is the input, unchanged
 
 
 def resolve_device(device: str | torch.device = 'auto') -> torch.device:
@@ -347,16 +348,18 @@ class RestorationEngine:
         run = [i for i, s in enumerate(streams)
                if reasons[i] is not None or not self._confidently_clear(s.cache)]
         probs = torch.stack([self._cached_probs(s.cache) for s in streams])
+        valid = torch.ones(len(names), dtype=torch.bool, device=self.device)
         if len(run) == len(names):
             emb = torch.stack([s.cache.embedding for s in streams]).to(self.dtype)
-            image, mask, logits = self._forward(x, emb)
+            image, mask, logits, valid = _finite_or_input(x, *self._forward(x, emb))
             img8 = _to_uint8(image).permute(0, 2, 3, 1)
         else:  # skipped frames are the input bytes, bit for bit (bf16 would round them)
             img8, mask = rgb8.clone(), torch.zeros_like(x[:, :1])
             emb = logits = None
             if run:
                 emb = torch.stack([streams[i].cache.embedding for i in run]).to(self.dtype)
-                restored, m, logits = self._forward(x[run], emb)
+                restored, m, logits, valid[run] = _finite_or_input(
+                    x[run], *self._forward(x[run], emb))
                 img8[run] = _to_uint8(restored).permute(0, 2, 3, 1)
                 mask[run] = m.to(mask.dtype)
         if run:
@@ -371,6 +374,7 @@ class RestorationEngine:
         img_u8 = img8.contiguous().cpu().numpy()
         mask_u8 = _to_uint8(mask)[:, 0].cpu().numpy()
         probs = probs.cpu().numpy()
+        valid = valid.cpu().numpy()
         timer.mark('download')
 
         timings = timer.ms()
@@ -380,7 +384,7 @@ class RestorationEngine:
             results.append(RestoreResult(
                 image=img_u8[i], label=self.class_names[int(probs[i].argmax())], scores=scores,
                 mask=mask_u8[i], timings_ms=dict(timings), prior_refreshed=reasons[i],
-                skipped=i not in run))
+                skipped=i not in run, invalid_output=not valid[i]))
         return results
 
     def _upload(self, streams: list[_Stream], arrays: list[np.ndarray]):
@@ -515,6 +519,20 @@ def _blend_weights(n: int, overlap: int, lead: bool, trail: bool, device) -> tor
         if trail:
             w[n - overlap:] = w[n - overlap:] * ramp.flip(0)
     return w
+
+
+def _finite_or_input(x: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
+                     logits: torch.Tensor):
+    """Frames whose output or logits are not finite get the input back, an empty mask and
+    uniform scores, plus a per-frame ``valid`` flag. The network has no normalisation layers:
+    weights that let activations grow (SimpleGate squares them at every block) can overflow on
+    inputs unlike the training data -- fp16 at ~65k -- and one NaN pixel would spread to the
+    whole frame through the channel attention. Passing the frame through is honest; publishing
+    the NaN-turned-zero image would not be. All on the device: no synchronisation."""
+    valid = torch.isfinite(image).flatten(1).all(1) & torch.isfinite(logits).all(1)
+    keep = valid.view(-1, 1, 1, 1)
+    return (torch.where(keep, image, x), torch.where(keep, mask, 0.0),
+            torch.where(valid.view(-1, 1), logits, 0.0), valid)
 
 
 def _to_uint8(t: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,9 @@ class TrainConfig:
     ``init_from``: start from a checkpoint's weights (``shipped`` = the packaged model) instead of
     a random initialisation -- fine-tuning, e.g. the shipped model on a fleet's own frames. The
     model and clip sections must describe the same network; ``--resume`` takes precedence.
+    ``train_only``: names of restorer submodules (e.g. ``[classifier]``) to train, the rest of
+    the restorer frozen -- e.g. re-fitting the weather head of a trained model without
+    touching a single weight of its restoration (empty: train everything).
     """
 
     out_dir: str = 'runs/train'
@@ -84,6 +87,7 @@ class TrainConfig:
     grad_clip: float = 1.0                           # 0 = no clipping
     ema_decay: float = 0.0                           # restorer weight EMA; 0 = off
     init_from: str = ''                              # checkpoint path | 'shipped' | '' (random)
+    train_only: list = field(default_factory=list)   # restorer submodules to train; [] = all
     amp: bool = True
     num_workers: int = 4
     loss: dict = field(default_factory=lambda: {'recon': 1.0, 'ssim': 0.2, 'srd': 0.1,
@@ -106,6 +110,9 @@ class TrainConfig:
                 raise ValueError(f'training option {f.name} must be true or false, got {v!r}')
             elif f.type == 'dict' and not isinstance(v, dict):
                 raise ValueError(f'training option {f.name} must be a mapping, got {v!r}')
+            elif f.type == 'list' and not (isinstance(v, (list, tuple))
+                                           and all(isinstance(x, str) for x in v)):
+                raise ValueError(f'training option {f.name} must be a list of names, got {v!r}')
         self.class_names = tuple(self.class_names)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f'training option ema_decay must be in [0, 1), got {self.ema_decay}')
@@ -409,6 +416,8 @@ class Trainer:
         self.model = WeatherRestorer(self.model_cfg).to(self.device)
         if cfg.init_from:
             self._init_from(cfg.init_from)
+        if cfg.train_only:
+            self._freeze_all_but(cfg.train_only)
         # The weights that are validated and shipped: the EMA's copy, or the raw ones.
         self.ema = None
         if cfg.ema_decay > 0:
@@ -424,7 +433,8 @@ class Trainer:
             teacher = copy.deepcopy(self.clip).eval() if self.clip_trainable else self.clip
         self.teacher = teacher
         self.clip.set_trainable(self.clip_trainable)  # the image tower only, never the text
-        params = [{'params': list(self.model.parameters()), 'lr': cfg.lr}]
+        params = [{'params': [p for p in self.model.parameters() if p.requires_grad],
+                   'lr': cfg.lr}]
         if self.clip_trainable:
             params.append({'params': list(self.clip.visual.parameters()), 'lr': cfg.clip_lr})
         self.objective = Objective(self.model, self.clip, teacher, cfg.loss)
@@ -447,6 +457,15 @@ class Trainer:
         self.train_set = build_dataset(cfg.data['train'], names, cfg.seed, train=True)
         self.val_set = (build_dataset(cfg.data['val'], names, cfg.seed + 1, train=False)
                         if cfg.data.get('val') else None)
+
+    def _freeze_all_but(self, names: list[str]) -> None:
+        modules = dict(self.model.named_children())
+        unknown = sorted(set(names) - set(modules))
+        if unknown:
+            raise ValueError(f'train_only: {unknown} are not parts of the {self.model_cfg.name} '
+                             f'restorer; choose from {sorted(modules)}')
+        for name, module in modules.items():
+            module.requires_grad_(name in names)
 
     def _init_from(self, source: str) -> None:
         """Restorer (and embedded CLIP tower) weights from a checkpoint, checked to fit."""

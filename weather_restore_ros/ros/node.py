@@ -325,6 +325,11 @@ class RestoreNode(LifecycleNode):
         for (cam, header, received), result in zip(meta, self._restore(frames, meta)):
             if result is None:
                 continue
+            if result.invalid_output:   # the engine published the input instead: say so
+                cam.stats.on_invalid_output()
+                self.get_logger().warning(
+                    f'{cam.topic}: the model gave non-finite values for a frame; published it '
+                    'unrestored (see invalid_output in /diagnostics)', throttle_duration_sec=5.0)
             self._publish(cam, header, result)
             cam.stats.on_output(received, skipped_clear=result.skipped, weather=result.label,
                                 weather_score=result.scores[result.label])
@@ -458,9 +463,15 @@ class RestoreNode(LifecycleNode):
             status.level = DiagnosticStatus.ERROR
             status.message = (f'no frame on {topic} for {silent:.1f} s' if s['received']
                               else f'no frame received on {topic} since activation')
-        elif s['bad_input_recent']:
+        elif s['bad_input_recent'] or s['invalid_output_recent']:
             status.level = DiagnosticStatus.WARN
-            status.message = f'{s["bad_input_recent"]} bad input frame(s) skipped recently'
+            parts = []
+            if s['bad_input_recent']:
+                parts.append(f'{s["bad_input_recent"]} bad input frame(s) skipped')
+            if s['invalid_output_recent']:
+                parts.append(f'{s["invalid_output_recent"]} frame(s) published unrestored '
+                             '(non-finite model output)')
+            status.message = ' and '.join(parts) + ' recently'
         else:
             status.level, status.message = DiagnosticStatus.OK, 'restoring'
         # Only read an existing prior: engine.cache() would create the stream on this thread.
@@ -474,6 +485,7 @@ class RestoreNode(LifecycleNode):
             skipped_clear=s['skipped_clear'], passthrough=s['passthrough'],
             bad_input=sum(s['bad_input'].values()),
             **{f'bad_input.{k}': v for k, v in sorted(s['bad_input'].items())},
+            invalid_output=s['invalid_output'],
             prior_age_s=_round(prior.get('age_s')),
             prior_refreshes=prior.get('refreshes', 0),
             weather=s['weather'], weather_score=round(s['weather_score'], 3))

@@ -30,6 +30,8 @@ class CameraStats:
         self.passthrough = 0      # restoration switched off (enabled = false)
         self.bad_input: Counter[str] = Counter()
         self._bad: deque[float] = deque()  # times of bad frames, for "recently" in diagnostics
+        self.invalid_output = 0   # the model gave inf/NaN: the input was published instead
+        self._invalid: deque[float] = deque()
         self.last_input: float | None = None
         self.weather: str = ''
         self.weather_score: float = 0.0
@@ -52,6 +54,12 @@ class CameraStats:
             self.bad_input[reason] += 1
             self._bad.append(now)
 
+    def on_invalid_output(self) -> None:
+        now = self._clock()
+        with self._lock:
+            self.invalid_output += 1
+            self._invalid.append(now)
+
     def on_output(self, received_at: float, *, skipped_clear=False, passthrough=False,
                   weather: str | None = None, weather_score: float = 0.0) -> None:
         now = self._clock()
@@ -67,7 +75,7 @@ class CameraStats:
     def snapshot(self) -> dict:
         now = self._clock()
         with self._lock:
-            for q in (self._in, self._out, self._bad):
+            for q in (self._in, self._out, self._bad, self._invalid):
                 while q and now - q[0] > self.window_s:
                     q.popleft()
             lat = np.asarray(self._latency_ms) if self._latency_ms else None
@@ -83,6 +91,8 @@ class CameraStats:
                 'passthrough': self.passthrough,
                 'bad_input': dict(self.bad_input),
                 'bad_input_recent': len(self._bad),  # within the last window_s
+                'invalid_output': self.invalid_output,
+                'invalid_output_recent': len(self._invalid),
                 'silent_s': None if self.last_input is None else now - self.last_input,
                 'weather': self.weather,
                 'weather_score': self.weather_score,
