@@ -287,3 +287,54 @@ def test_mask_head_gates_the_output_and_is_the_published_mask(preset):
         out = masked(x, e)
         torch.testing.assert_close(out.image, x)
         assert out.mask.max() < 1e-6
+
+
+def test_block_norm_keeps_a_runaway_network_finite():
+    """The failure seen in fine-tunes, provoked: conv weights x3 make the plain blocks square
+    their way to overflow on flat colours; with a LayerNorm in front of each block and SAR unit
+    the same weights stay finite (each branch sees unit-scale input)."""
+    from weather_restore_ros.clip_prior import make_tiny_clip
+    from weather_restore_ros.stress import numeric_health
+    clip = make_tiny_clip().eval()
+    health = {}
+    for norm in (False, True):
+        model = _model(block_norm=norm).eval()
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.startswith(('encoder', 'dec')) and p.dim() == 4:
+                    p.mul_(3)
+        health[norm] = numeric_health(model, clip)
+    assert not health[False]['healthy'] and health[True]['healthy'], health
+    # Only the new LayerNorms are new weights; without the option the keys are unchanged.
+    plain, normed = _model().state_dict(), _model(block_norm=True).state_dict()
+    assert set(normed) - set(plain) and all('.norm.' in k for k in set(normed) - set(plain))
+    assert set(plain) <= set(normed)
+
+
+def test_shipped_model_passes_the_stress_test():
+    from weather_restore_ros.engine import RestorationEngine
+    from weather_restore_ros.stress import numeric_health
+    engine = RestorationEngine.from_checkpoint(None, device='cpu', warmup=False)
+    health = numeric_health(engine.model, engine.clip)
+    assert health['healthy'] and health['frames'] >= 30, health
+
+
+def test_ship_model_refuses_a_checkpoint_that_fails_the_stress_test(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tiny_model import make_tiny_checkpoint
+    from weather_restore_ros.checkpoint import load_checkpoint, save_checkpoint
+    root = Path(__file__).resolve().parents[1]
+    ckpt = load_checkpoint(make_tiny_checkpoint(tmp_path / 'tiny.safetensors'))
+    for name, p in ckpt.restorer_state.items():
+        if name.startswith(('encoder', 'dec')) and p.dim() == 4:
+            p.mul_(3)
+    blown = save_checkpoint(tmp_path / 'blown.safetensors', ckpt)
+    shipped = root / 'weather_restore_ros' / 'models' / 'weather_small.safetensors'
+    before = shipped.stat().st_mtime_ns
+    proc = subprocess.run([sys.executable, str(root / 'tools' / 'ship_model.py'), str(blown)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and 'refusing' in proc.stderr and 'flat' in proc.stderr
+    assert shipped.stat().st_mtime_ns == before

@@ -312,6 +312,18 @@ def test_cli_train_in_chunks_with_a_loader_worker(tmp_path, photos, capsys):
     assert not list((tmp_path / 'run').glob('.*tmp*'))   # no temporary files left behind
 
 
+def test_block_norm_model_trains(tmp_path, photos):
+    cfg = TrainConfig(**tiny_config(tmp_path, photos, steps=30,
+                                    model={'name': 'tiny', 'block_norm': True}))
+    trainer = Trainer(cfg, device='cpu')
+    trainer.train(progress=False)
+    trainer.close()
+    total = losses(tmp_path)
+    assert np.mean([total[s] for s in range(21, 31)]) < 0.75 * np.mean(
+        [total[s] for s in range(1, 6)])
+    assert load_checkpoint(tmp_path / 'last.safetensors').config.block_norm
+
+
 def test_train_only_the_weather_head_leaves_restoration_bit_exact(tmp_path, photos):
     cfg = TrainConfig(**tiny_config(tmp_path, photos, steps=4, train_only=['classifier'],
                                     loss={'recon': 0.0, 'cls': 1.0}))
@@ -439,6 +451,8 @@ def test_non_finite_steps_are_skipped_then_a_diverging_run_stops(tmp_path, photo
     before = state_of(trainer.model)
     trainer.train(progress=False)
     assert trainer.nonfinite_steps == 1 and trainer.step == 3
+    assert trainer.summary()['nonfinite_steps'] == 1            # in every checkpoint's JSON
+    assert [r['nonfinite_steps'] for r in metrics(tmp_path / 'run') if 'lr' in r] == [1, 1, 1]
     assert all(torch.isfinite(v).all() for v in trainer.model.state_dict().values())
     assert not same_state(before, state_of(trainer.model))  # the finite steps did train
 

@@ -4,9 +4,11 @@
     python tools/ship_model.py runs/shipped_small_joint/last.safetensors \
         --compare runs/shipped_small_frozen/last.safetensors
 
-Copies the checkpoint to weather_restore_ros/models/weather_small.safetensors (+ .json), runs the
-held-out evaluation (``weather-restore eval --holdout``) on it — and on the ``--compare``
-checkpoints, for the joint-vs-frozen CLIP question — and writes MODEL_CARD.md with the numbers.
+Refuses a checkpoint that fails the numerical stress test (``weather_restore_ros.stress``:
+inf/NaN or runaway logits on flat colours and saturated blocks). Then copies the checkpoint to
+weather_restore_ros/models/weather_small.safetensors (+ .json), runs the held-out evaluation
+(``weather-restore eval --holdout``) on it — and on the ``--compare`` checkpoints, for the
+joint-vs-frozen CLIP question — and writes MODEL_CARD.md with the numbers.
 """
 from __future__ import annotations
 
@@ -34,6 +36,13 @@ def evaluate(ckpt: Path, out: Path) -> dict:
             'markdown': (out / 'eval.md').read_text()}
 
 
+def stress_check(ckpt: Path) -> dict:
+    from weather_restore_ros.engine import RestorationEngine
+    from weather_restore_ros.stress import numeric_health
+    engine = RestorationEngine.from_checkpoint(str(ckpt), device='cpu', warmup=False)
+    return numeric_health(engine.model, engine.clip)
+
+
 def summary_line(name: str, report: dict) -> str:
     model = report['json']['methods']['model']
     acc = report['json']['weather_classification']['accuracy']
@@ -49,6 +58,11 @@ def main() -> int:
     ap.add_argument('--card-notes', type=Path, help='Markdown to include in the card')
     args = ap.parse_args()
 
+    health = stress_check(args.checkpoint)
+    if not health['healthy']:
+        print(f'refusing {args.checkpoint}: non-finite or runaway output on {health["failed"]} '
+              '(weather_restore_ros.stress)', file=sys.stderr)
+        return 1
     MODELS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.checkpoint, TARGET)
     shutil.copyfile(args.checkpoint.with_suffix('.json'), TARGET.with_suffix('.json'))

@@ -509,6 +509,7 @@ class Trainer:
                 'processes': self.world, 'data': self.cfg.data, 'losses': self.cfg.loss,
                 'clip_trainable': self.clip_trainable, 'ema_decay': self.cfg.ema_decay,
                 'wall_time_s': round(self.wall_time, 1),
+                'nonfinite_steps': self.nonfinite_steps,   # batches skipped (this process)
                 **self.last_val}
 
     def save(self) -> Path:
@@ -603,6 +604,10 @@ class Trainer:
                     # One bad batch must not poison the weights (AMP's scaler already skips
                     # such steps); a run that keeps producing them is diverging: stop it.
                     self.nonfinite_steps += 1
+                    if self.rank == 0:   # said, and in the metrics and the summary: a batch
+                        # that overflows is a model that can overflow on a camera frame too
+                        bar.write(f'step {self.step + 1}: non-finite gradients, batch skipped '
+                                  f'({self.nonfinite_steps} so far)')
                     if self.nonfinite_steps > MAX_NONFINITE_STEPS:
                         raise FloatingPointError(
                             f'non-finite gradients in {self.nonfinite_steps} steps (last at step '
@@ -625,7 +630,8 @@ class Trainer:
                     running, window = {}, 0
                     bar.set_postfix(loss=f'{means["loss/total"]:.4f}')
                     if log:
-                        log.write(self.step, {**means, 'lr': self.sched.get_last_lr()[0]})
+                        log.write(self.step, {**means, 'lr': self.sched.get_last_lr()[0],
+                                              'nonfinite_steps': self.nonfinite_steps})
                 if self.val_set is not None and (self.step % cfg.val_every == 0
                                                  or self.step == end):
                     self.validate(log)

@@ -3,7 +3,10 @@
 Choices, all driven by batch-1 inference on a robot (CPU or small GPU):
 
 * no BatchNorm (batch statistics are meaningless at batch 1 and fold badly with gating);
-  the only normalisation is a per-pixel channel LayerNorm in front of cross-attention;
+  a per-pixel channel LayerNorm sits in front of cross-attention and, with
+  ``ModelConfig.block_norm``, in front of every block and SAR unit (NAFNet's layout). Without
+  it SimpleGate can square the activations' scale block after block: small-model fine-tunes
+  overflowed to NaN on flat colours (``weather_restore_ros.stress``);
 * depthwise-separable convolutions (ConvNeXt/MobileNet style): a ``k x k`` depthwise conv for
   the spatial context, then a 1x1 inverted bottleneck. A plain 3x3 conv costs ``9 C^2`` MACs per
   pixel, this block ``k^2 C + 1.5 e C^2`` -- ~3x cheaper at e=2, with the same receptive field;
@@ -99,20 +102,21 @@ class DWBranch(nn.Sequential):
 
 
 class ConvBlock(nn.Module):
-    """``x + DWBranch(x)``."""
+    """``x + DWBranch(norm(x))``; ``norm``: a channel LayerNorm, or nothing (see module doc)."""
 
     def __init__(self, channels: int, expansion: int = 2, kernel: int = 3,
-                 channel_attention: bool = False):
+                 channel_attention: bool = False, norm: bool = False):
         super().__init__()
+        self.norm = LayerNorm2d(channels) if norm else nn.Identity()  # Identity: no weights
         self.branch = DWBranch(channels, expansion, kernel, channel_attention=channel_attention)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.branch(x)
+        return x + self.branch(self.norm(x))
 
 
 def make_stage(channels: int, blocks: int, expansion: int, kernel: int,
-               channel_attention: bool = False) -> nn.Sequential:
-    return nn.Sequential(*[ConvBlock(channels, expansion, kernel, channel_attention)
+               channel_attention: bool = False, norm: bool = False) -> nn.Sequential:
+    return nn.Sequential(*[ConvBlock(channels, expansion, kernel, channel_attention, norm)
                            for _ in range(blocks)])
 
 

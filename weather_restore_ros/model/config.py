@@ -68,6 +68,12 @@ class ModelConfig:
     # the output residual is multiplied by it and it is the published degradation mask. Off by
     # default (checkpoints written before it existed); trained by the gate loss (``loss.gate``).
     mask_head: bool = False
+    # A channel LayerNorm in front of every conv block and SAR unit (NAFNet's layout). The
+    # blocks' SimpleGate multiplies two activations, so without a norm a block can square its
+    # input's scale: fine-tunes of the small model ran away to NaN on flat colours that no
+    # validation photo contains (``weather_restore_ros.stress``). Off by default: checkpoints
+    # written before it existed load unchanged; on in configs/allweather_base.yaml.
+    block_norm: bool = False
     # CLIP-weather prior (CWP).
     clip_dim: int = 512                       # CLIP image-embedding size (512 = ViT-B-32)
     num_prior_tokens: int = 8                 # K sample-specific tokens from the CLIP embedding

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Downsample, DWBranch, make_stage
+from .blocks import Downsample, DWBranch, LayerNorm2d, make_stage
 from .config import ModelConfig
 
 
@@ -38,8 +38,9 @@ class SARUnit(nn.Module):
     """
 
     def __init__(self, channels: int, gate_hidden: int, expansion: int, kernel: int,
-                 gating: bool = True, channel_attention: bool = False):
+                 gating: bool = True, channel_attention: bool = False, norm: bool = False):
         super().__init__()
+        self.norm = LayerNorm2d(channels) if norm else nn.Identity()
         branch = DWBranch(channels, expansion, kernel, channel_attention=channel_attention)
         self.dw = branch[0]
         self.residual = nn.Sequential(*list(branch)[1:])
@@ -50,7 +51,7 @@ class SARUnit(nn.Module):
             self.gate = None
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        d = self.dw(f)
+        d = self.dw(self.norm(f))
         r = self.residual(d)
         if self.gate is None:
             g = torch.ones_like(f[:, :1])
@@ -74,10 +75,10 @@ class SAREncoder(nn.Module):
         n = cfg.num_scales
         self.stages = nn.ModuleList(
             make_stage(w[i], cfg.enc_blocks[i], cfg.expansion, cfg.dw_kernel,
-                       cfg.channel_attention) for i in range(n))
+                       cfg.channel_attention, cfg.block_norm) for i in range(n))
         self.sar = nn.ModuleList(
             SARUnit(w[i], cfg.gate_hidden, cfg.expansion, cfg.dw_kernel, cfg.use_sar_gating,
-                    cfg.channel_attention)
+                    cfg.channel_attention, cfg.block_norm)
             for i in range(n))
         self.down = nn.ModuleList(Downsample(w[i], w[i + 1]) for i in range(cfg.num_scales - 1))
 
