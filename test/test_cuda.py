@@ -5,6 +5,7 @@ is rewritten too early corrupts the *next* frame, not this one), fp16/bf16 numer
 shipped model, tiling and multi-camera batching on the device, AMP training, and the node on
 ``device: cuda``.
 """
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,8 @@ from weather_restore_ros.engine import RestorationEngine
 from weather_restore_ros.prior_cache import RefreshPolicy
 from weather_restore_ros.synth.compose import synthesize
 from weather_restore_ros.synth.samples import sample_images
+
+from test_training import photos  # noqa: F401  (fixture: the CPU training tests' photo folder)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 
@@ -29,7 +32,6 @@ def frames():
     """Six weather frames (480x640) from the packaged photos: real content, real weather."""
     out = []
     for i, (_, img) in enumerate(sample_images(['china', 'rocket', 'chelsea'])):
-        import cv2
         img = cv2.resize(img, (640, 480), interpolation=cv2.INTER_AREA)
         for weather in ('rain', 'fog'):
             out.append(synthesize(img, weather, rng=i)[0])
@@ -78,7 +80,6 @@ def test_cameras_batched_on_cuda_equal_one_at_a_time(frames):
 
 
 def test_oversize_frame_tiled_on_cuda_matches_untiled(frames):
-    import cv2
     big = cv2.resize(frames[0], (1280, 960), interpolation=cv2.INTER_CUBIC)
     full = RestorationEngine.from_checkpoint(None, device='cuda', precision='fp32',
                                              refresh=EVERY_FRAME).restore(big)
@@ -89,16 +90,10 @@ def test_oversize_frame_tiled_on_cuda_matches_untiled(frames):
     assert psnr(tiled.image, full.image) > 35 and tiled.label == full.label
 
 
-def test_amp_training_steps_reduce_the_loss_and_load_on_cpu(tmp_path):
+def test_amp_training_steps_reduce_the_loss_and_load_on_cpu(tmp_path, photos):
     from test_training import losses, tiny_config   # same tiny run as the CPU test
     from weather_restore_ros.training import Trainer, TrainConfig
 
-    import cv2
-    photos = tmp_path / 'photos'
-    photos.mkdir()
-    for name, img in sample_images(['rocket', 'chelsea']):
-        cv2.imwrite(str(photos / f'{name}.png'),
-                    cv2.cvtColor(cv2.resize(img, (96, 72)), cv2.COLOR_RGB2BGR))
     cfg = TrainConfig(**tiny_config(tmp_path / 'run', photos, steps=30, ckpt_every=30))
     trainer = Trainer(cfg, device='cuda')
     assert trainer.amp and trainer.scaler.is_enabled()

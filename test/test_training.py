@@ -342,6 +342,7 @@ def test_train_only_the_weather_head_leaves_restoration_bit_exact(tmp_path, phot
 
 def test_training_device_gives_each_torchrun_process_its_own_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
     monkeypatch.setenv('LOCAL_RANK', '1')
     # A bare 'cuda' (torch.cuda.set_device rejects it) and the default become cuda:LOCAL_RANK.
     assert training_device('cuda') == training_device(None) == torch.device('cuda', 1)

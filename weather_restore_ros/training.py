@@ -35,6 +35,7 @@ import torch.distributed as dist
 from . import DEFAULT_WEATHER_CLASSES
 from .checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
 from .clip_prior import ClipPrior, build_open_clip_from_config, named_clip_config
+from .engine import resolve_device
 from .model.config import get_config
 from .model.losses import DEFAULT_LOSS_WEIGHTS, RestorationLoss
 from .model.restorer import WeatherRestorer
@@ -351,17 +352,13 @@ class Objective(torch.nn.Module):
 def training_device(device: str | None = None) -> torch.device:
     """This process's device. ``None``/'auto' pick CUDA when there is one; a bare 'cuda' means
     ``cuda:LOCAL_RANK``, so that torchrun's processes each take their own GPU (and
-    ``torch.cuda.set_device`` gets the index it requires); 'cuda:N' is taken as given."""
+    ``torch.cuda.set_device`` gets the index it requires); the rest is the engine's
+    :func:`resolve_device` (an unusable device raises a ``ValueError`` saying why)."""
     if device in (None, 'auto'):
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    dev = torch.device(device)
-    if dev.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise ValueError(f'device {device!r} requested but CUDA is not available '
-                             f'(torch {torch.__version__}); use --device cpu')
-        if dev.index is None:
-            dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
-    return dev
+    if str(device) == 'cuda':
+        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
+    return resolve_device(device)
 
 
 class Trainer:

@@ -37,7 +37,6 @@ def register(sub) -> None:
 def run(args) -> int:
     import json
     import os
-
     import sys
 
     from ..training import TrainConfig, train, training_device

@@ -326,12 +326,12 @@ class RestoreNode(LifecycleNode):
             if result is None:
                 continue
             if result.invalid_output:   # the engine published the input instead: say so
-                cam.stats.on_invalid_output()
                 self.get_logger().warning(
                     f'{cam.topic}: the model gave non-finite values for a frame; published it '
                     'unrestored (see invalid_output in /diagnostics)', throttle_duration_sec=5.0)
             self._publish(cam, header, result)
-            cam.stats.on_output(received, skipped_clear=result.skipped, weather=result.label,
+            cam.stats.on_output(received, skipped_clear=result.skipped,
+                                invalid_output=result.invalid_output, weather=result.label,
                                 weather_score=result.scores[result.label])
 
     def _restore(self, frames, meta) -> list:

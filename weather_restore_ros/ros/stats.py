@@ -54,14 +54,9 @@ class CameraStats:
             self.bad_input[reason] += 1
             self._bad.append(now)
 
-    def on_invalid_output(self) -> None:
-        now = self._clock()
-        with self._lock:
-            self.invalid_output += 1
-            self._invalid.append(now)
-
     def on_output(self, received_at: float, *, skipped_clear=False, passthrough=False,
-                  weather: str | None = None, weather_score: float = 0.0) -> None:
+                  invalid_output=False, weather: str | None = None,
+                  weather_score: float = 0.0) -> None:
         now = self._clock()
         with self._lock:
             self.published += 1
@@ -69,6 +64,9 @@ class CameraStats:
             self._latency_ms.append((now - received_at) * 1e3)
             self.skipped_clear += bool(skipped_clear)
             self.passthrough += bool(passthrough)
+            if invalid_output:
+                self.invalid_output += 1
+                self._invalid.append(now)
             if weather is not None:
                 self.weather, self.weather_score = weather, weather_score
 
