@@ -541,6 +541,34 @@ def test_synthetic_augment_is_deterministic_and_changes_the_clean_crop():
     assert any(not torch.equal(aug_a[i]['target'], plain[i]['target']) for i in range(4))
 
 
+def test_pattern_scenes_replace_photos_and_are_weathered_like_them():
+    """``patterns=1``: every clean target is a flat colour, blocks or a gradient (few distinct
+    colours or a smooth ramp, nothing like the photo), deterministic by seed; ``clear`` keeps
+    input == target, other weather goes on top."""
+    photo = (np.random.default_rng(0).random((96, 128, 3)) * 255).astype(np.uint8)  # noise
+    kw = dict(crop_size=64, length=24, seed=5, classes=('clear',))
+    ds = SyntheticWeatherDataset([photo], patterns=1.0, **kw)
+    saturated = 0
+    for i in range(len(ds)):
+        s = ds[i]
+        t = (s['target'] * 255).round()
+        assert torch.equal(s['input'], s['target'])
+        assert torch.equal(s['target'], SyntheticWeatherDataset([photo], patterns=1.0, **kw)[i]
+                           ['target'])
+        dx = (t[:, :, 1:] - t[:, :, :-1]).abs()
+        # a pattern is piecewise flat or a ramp: almost no pixel differs from its neighbour
+        # by more than a few grey levels (the noise photo: most do)
+        assert (dx > 8).float().mean() < 0.05, i
+        saturated += bool(((t == 0) | (t == 255)).all(0).float().mean() > 0.5)
+    assert saturated >= 4                      # saturated RGB-cube corners are common
+    photos = SyntheticWeatherDataset([photo], **kw)[0]['target'] * 255
+    assert ((photos[:, :, 1:] - photos[:, :, :-1]).abs() > 8).float().mean() > 0.5
+    rain = SyntheticWeatherDataset([photo], patterns=1.0, **{**kw, 'classes': ('rain',)})[0]
+    assert not torch.equal(rain['input'], rain['target'])
+    with pytest.raises(DatasetError, match='patterns'):
+        SyntheticWeatherDataset([photo], patterns=2.0, **kw)
+
+
 def test_scene_haze_makes_the_clean_target_hazy_towards_the_top():
     """scene_haze hazes the *clean* image (target and the input built from it), top first."""
     dark = np.full((96, 128, 3), 20, np.uint8)

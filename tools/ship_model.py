@@ -38,9 +38,9 @@ def evaluate(ckpt: Path, out: Path) -> dict:
 
 def stress_check(ckpt: Path) -> dict:
     from weather_restore_ros.engine import RestorationEngine
-    from weather_restore_ros.stress import numeric_health
+    from weather_restore_ros.stress import ship_health
     engine = RestorationEngine.from_checkpoint(str(ckpt), device='cpu', warmup=False)
-    return numeric_health(engine.model, engine.clip)
+    return ship_health(engine.model, engine.clip)
 
 
 def summary_line(name: str, report: dict) -> str:

@@ -524,11 +524,11 @@ def _blend_weights(n: int, overlap: int, lead: bool, trail: bool, device) -> tor
 def _finite_or_input(x: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
                      logits: torch.Tensor):
     """Frames whose output or logits are not finite get the input back, an empty mask and
-    uniform scores, plus a per-frame ``valid`` flag. Without ``block_norm`` the blocks have no
-    normalisation: weights that let activations grow (SimpleGate squares them at every block)
-    can overflow on inputs unlike the training data -- fp16 at ~65k -- and one NaN pixel would
-    spread to the whole frame through the channel attention. Passing the frame through is
-    honest; publishing the NaN-turned-zero image would not be. All on the device: no
+    uniform scores, plus a per-frame ``valid`` flag. Without ``block_norm`` or ``gate_bound``
+    nothing bounds the blocks: weights that let activations grow (SimpleGate squares them at
+    every block) can overflow on inputs unlike the training data -- fp16 at ~65k -- and one NaN
+    pixel would spread to the whole frame through the channel attention. Passing the frame
+    through is honest; publishing the NaN-turned-zero image would not be. All on the device: no
     synchronisation."""
     valid = torch.isfinite(image).flatten(1).all(1) & torch.isfinite(logits).all(1)
     keep = valid.view(-1, 1, 1, 1)

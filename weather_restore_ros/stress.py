@@ -7,6 +7,12 @@ block until they overflow -- measured on a raindrop fine-tune: flat yellow went 
 8.3e3 -> 1.6e8 -> NaN through the encoder, while every held-out weather photo was fine. PSNR on
 validation photos cannot see this; a camera pointed at a yellow truck would. ``ship_model.py``
 refuses a checkpoint that fails here, and the tests hold the shipped model to it.
+
+Remedies in the model and the trainer: ``ModelConfig.block_norm`` (a LayerNorm per block),
+``ModelConfig.gate_bound`` (SimpleGate's factors clamped: finite, though not necessarily
+sensible), and training on pattern scenes (``data.train.patterns``) with the ``act`` loss, which
+penalises SimpleGate inputs beyond ``act_threshold`` -- the reconstruction loss alone cannot see
+the runaway, because the output clamp to [0, 1] hides any residual on a saturated colour.
 """
 from __future__ import annotations
 
@@ -59,3 +65,18 @@ def numeric_health(model, clip, device: str | torch.device = 'cpu', **frame_kw) 
             failed.append(name)
     return {'frames': len(frames), 'failed': failed, 'max_abs_logit': round(worst, 2),
             'healthy': not failed}
+
+
+#: What ``tools/ship_model.py`` (and the shipped model's test) check: the default frames, and
+#: larger frames with other blocks -- a fine-tune that passed the first ran away on one 320 px
+#: block frame.
+SHIP_SETTINGS = ({'size': 160, 'seed': 0}, {'size': 320, 'seed': 1})
+
+
+def ship_health(model, clip, device: str | torch.device = 'cpu') -> dict:
+    """:func:`numeric_health` over :data:`SHIP_SETTINGS`, merged (failed names say which)."""
+    reports = [(kw, numeric_health(model, clip, device, **kw)) for kw in SHIP_SETTINGS]
+    failed = [f'{name} ({kw["size"]} px, seed {kw["seed"]})'
+              for kw, r in reports for name in r['failed']]
+    return {'frames': sum(r['frames'] for _, r in reports), 'failed': failed,
+            'max_abs_logit': max(r['max_abs_logit'] for _, r in reports), 'healthy': not failed}

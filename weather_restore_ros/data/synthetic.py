@@ -43,6 +43,10 @@ class SyntheticWeatherDataset(Dataset):
     ``scene_haze``: share of samples whose *clean* image first gets clear-day aerial haze
     (:func:`aerial_haze`), so the target itself is hazy: bright, low-contrast distant scenery
     and skies are then not evidence of weather, and only haze *added on top* is removed.
+    ``patterns``: share of samples whose clean image is a :func:`pattern_scene` (flat colours,
+    saturated blocks, gradients) instead of a photo, weathered like any other. Photos never
+    show them; a camera facing a painted wall or a truck's side does, and a network trained
+    only on photos is free to amplify them until it overflows (``weather_restore_ros.stress``).
     """
 
     def __init__(self, clean_images: str | os.PathLike | Sequence, crop_size=256,
@@ -50,7 +54,7 @@ class SyntheticWeatherDataset(Dataset):
                  severity_range: tuple[float, float] | None = None,
                  class_names: Sequence[str] = DEFAULT_WEATHER_CLASSES, flip: bool = True,
                  degrade: Callable | None = None, with_params: bool = False,
-                 augment: bool = False, scene_haze: float = 0.0):
+                 augment: bool = False, scene_haze: float = 0.0, patterns: float = 0.0):
         if isinstance(clean_images, (str, os.PathLike)):
             root = os.path.abspath(os.fspath(clean_images))
             if not os.path.isdir(root):
@@ -86,6 +90,9 @@ class SyntheticWeatherDataset(Dataset):
         self.scene_haze = float(scene_haze)
         if not 0.0 <= self.scene_haze <= 1.0:
             raise DatasetError(f'scene_haze must be in [0, 1], got {scene_haze}')
+        self.patterns = float(patterns)
+        if not 0.0 <= self.patterns <= 1.0:
+            raise DatasetError(f'patterns must be in [0, 1], got {patterns}')
         for c in self.classes or ():    # a combination ('rain+fog') is labelled by its first part
             label_index(str(c).split('+')[0].strip(), self.class_names, where=f'classes ({c})')
 
@@ -128,7 +135,10 @@ class SyntheticWeatherDataset(Dataset):
             raise IndexError(index)
         k = index % len(self.sources)
         rng = sample_rng(self.seed, self.epoch, index)
-        if self.augment and self.crop_size is not None and rng.random() < MOSAIC_P:
+        if self.patterns > 0 and rng.random() < self.patterns:
+            ch, cw = self.crop_size or self._image(k).shape[:2]
+            clean = pattern_scene(ch, cw, rng)
+        elif self.augment and self.crop_size is not None and rng.random() < MOSAIC_P:
             clean = self._mosaic(k, rng)
         else:
             clean = self._clean_crop(k, self.crop_size, rng)
@@ -159,6 +169,33 @@ class SyntheticWeatherDataset(Dataset):
 
 
 MOSAIC_P = 0.5   # share of augmented samples built as a 2x2 mosaic of several photos
+
+
+def pattern_scene(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A man-made-looking clean scene, HxWx3 uint8: a flat colour (half of them a saturated
+    corner of the RGB cube, e.g. pure yellow), a few rectangles of such colours on one, or a
+    linear gradient between two colours."""
+    def colour():
+        if rng.random() < 0.5:
+            return rng.choice([0, 255], 3).astype(np.float32)
+        return rng.uniform(0, 255, 3).astype(np.float32)
+
+    kind = rng.integers(3)
+    out = np.empty((h, w, 3), np.float32)
+    out[:] = colour()
+    if kind == 1:
+        for _ in range(int(rng.integers(1, 6))):
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+            bh = int(rng.integers(h // 8 + 1, h // 2 + 2))
+            bw = int(rng.integers(w // 8 + 1, w // 2 + 2))
+            out[y:y + bh, x:x + bw] = colour()
+    elif kind == 2:
+        angle = rng.uniform(0, 2 * np.pi)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        t = xs * np.cos(angle) + ys * np.sin(angle)
+        t = (t - t.min()) / max(float(t.max() - t.min()), 1.0)
+        out = out + (colour() - out) * t[..., None]
+    return (out + 0.5).astype(np.uint8)
 
 
 def _rescale(photo: np.ndarray, rng: np.random.Generator, crop_size) -> np.ndarray:

@@ -53,11 +53,22 @@ class LayerNorm2d(nn.Module):
 
 
 class SimpleGate(nn.Module):
-    """``a, b = x.chunk(2, dim=1); a * b`` (NAFNet)."""
+    """``a, b = x.chunk(2, dim=1); a * b`` (NAFNet), each factor clamped to ``[-bound, bound]``
+    when ``bound > 0`` (``ModelConfig.gate_bound``): the product is what can square the scale
+    of the activations block after block."""
+
+    def __init__(self, bound: float = 0.0):
+        super().__init__()
+        self.bound = float(bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = x.chunk(2, dim=1)
+        if self.bound > 0:
+            a, b = a.clamp(-self.bound, self.bound), b.clamp(-self.bound, self.bound)
         return a * b
+
+    def extra_repr(self) -> str:
+        return f'bound={self.bound:g}' if self.bound > 0 else ''
 
 
 class ChannelAttention(nn.Module):
@@ -88,11 +99,11 @@ class DWBranch(nn.Sequential):
     residual branch of every block and of the SAR units."""
 
     def __init__(self, channels: int, expansion: int = 2, kernel: int = 3, out_scale: float = 0.1,
-                 channel_attention: bool = False):
+                 channel_attention: bool = False, gate_bound: float = 0.0):
         hidden = max(1, channels * expansion // 2)
         layers = [nn.Conv2d(channels, channels, kernel, padding=kernel // 2, groups=channels),
                   nn.Conv2d(channels, 2 * hidden, 1),
-                  SimpleGate()]
+                  SimpleGate(gate_bound)]
         if channel_attention:
             layers.append(ChannelAttention(hidden))
         layers.append(nn.Conv2d(hidden, channels, 1))
@@ -105,19 +116,21 @@ class ConvBlock(nn.Module):
     """``x + DWBranch(norm(x))``; ``norm``: a channel LayerNorm, or nothing (see module doc)."""
 
     def __init__(self, channels: int, expansion: int = 2, kernel: int = 3,
-                 channel_attention: bool = False, norm: bool = False):
+                 channel_attention: bool = False, norm: bool = False, gate_bound: float = 0.0):
         super().__init__()
         self.norm = LayerNorm2d(channels) if norm else nn.Identity()  # Identity: no weights
-        self.branch = DWBranch(channels, expansion, kernel, channel_attention=channel_attention)
+        self.branch = DWBranch(channels, expansion, kernel, channel_attention=channel_attention,
+                               gate_bound=gate_bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.branch(self.norm(x))
 
 
 def make_stage(channels: int, blocks: int, expansion: int, kernel: int,
-               channel_attention: bool = False, norm: bool = False) -> nn.Sequential:
-    return nn.Sequential(*[ConvBlock(channels, expansion, kernel, channel_attention, norm)
-                           for _ in range(blocks)])
+               channel_attention: bool = False, norm: bool = False,
+               gate_bound: float = 0.0) -> nn.Sequential:
+    return nn.Sequential(*[ConvBlock(channels, expansion, kernel, channel_attention, norm,
+                                     gate_bound) for _ in range(blocks)])
 
 
 class Downsample(nn.Conv2d):

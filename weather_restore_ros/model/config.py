@@ -74,6 +74,13 @@ class ModelConfig:
     # validation photo contains (``weather_restore_ros.stress``). Off by default: checkpoints
     # written before it existed load unchanged; on in configs/allweather_base.yaml.
     block_norm: bool = False
+    # Bound on SimpleGate's two factors (``clamp(-b, b)`` each, so a gate output is at most
+    # ``b**2``); 0 = unbounded. Trained weights keep the factors below ~90 on photos; on an
+    # unlucky flat colour a fine-tune's factors grew block after block to 1e34 and overflowed.
+    # The bound caps that growth (and keeps fp16, max 65504, from overflowing) without touching
+    # ordinary frames; training on pattern scenes (``data.train.patterns``) then teaches the
+    # network to pass such frames through. Off by default: checkpoints load unchanged.
+    gate_bound: float = 0.0
     # CLIP-weather prior (CWP).
     clip_dim: int = 512                       # CLIP image-embedding size (512 = ViT-B-32)
     num_prior_tokens: int = 8                 # K sample-specific tokens from the CLIP embedding
@@ -147,6 +154,8 @@ class ModelConfig:
             bad('expansion must be >= 1 and dw_kernel odd')
         if self.gate_hidden < 1:
             bad('gate_hidden must be >= 1')
+        if not self.gate_bound >= 0:
+            bad(f'gate_bound must be >= 0 (0 = unbounded), got {self.gate_bound}')
         if self.num_classes < 1 or len(self.class_names) != self.num_classes:
             bad(f'num_classes={self.num_classes} does not match class_names={self.class_names}')
         if self.srd_dim < 0:

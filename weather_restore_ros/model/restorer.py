@@ -108,7 +108,8 @@ class WeatherRestorer(nn.Module):
         # Decoder, coarse to fine: up[j] brings scale j+1 to scale j.
         self.up = nn.ModuleList(Upsample(w[j + 1], w[j]) for j in range(n - 1))
         self.dec = nn.ModuleList(make_stage(w[j], cfg.dec_blocks[j], cfg.expansion, cfg.dw_kernel,
-                                            cfg.channel_attention, cfg.block_norm)
+                                            cfg.channel_attention, cfg.block_norm,
+                                            cfg.gate_bound)
                                  for j in range(n - 1))
         self.head = _conv3x3(w[0], cin * s * s)   # followed by pixel-shuffle(s) in forward
         self.mask_head = nn.Conv2d(w[0], 1, 3, padding=1) if cfg.mask_head else None

@@ -38,10 +38,12 @@ class SARUnit(nn.Module):
     """
 
     def __init__(self, channels: int, gate_hidden: int, expansion: int, kernel: int,
-                 gating: bool = True, channel_attention: bool = False, norm: bool = False):
+                 gating: bool = True, channel_attention: bool = False, norm: bool = False,
+                 gate_bound: float = 0.0):
         super().__init__()
         self.norm = LayerNorm2d(channels) if norm else nn.Identity()
-        branch = DWBranch(channels, expansion, kernel, channel_attention=channel_attention)
+        branch = DWBranch(channels, expansion, kernel, channel_attention=channel_attention,
+                          gate_bound=gate_bound)
         self.dw = branch[0]
         self.residual = nn.Sequential(*list(branch)[1:])
         if gating:
@@ -75,10 +77,10 @@ class SAREncoder(nn.Module):
         n = cfg.num_scales
         self.stages = nn.ModuleList(
             make_stage(w[i], cfg.enc_blocks[i], cfg.expansion, cfg.dw_kernel,
-                       cfg.channel_attention, cfg.block_norm) for i in range(n))
+                       cfg.channel_attention, cfg.block_norm, cfg.gate_bound) for i in range(n))
         self.sar = nn.ModuleList(
             SARUnit(w[i], cfg.gate_hidden, cfg.expansion, cfg.dw_kernel, cfg.use_sar_gating,
-                    cfg.channel_attention, cfg.block_norm)
+                    cfg.channel_attention, cfg.block_norm, cfg.gate_bound)
             for i in range(n))
         self.down = nn.ModuleList(Downsample(w[i], w[i + 1]) for i in range(cfg.num_scales - 1))
 
