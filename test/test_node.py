@@ -542,7 +542,8 @@ def test_model_failure_publishes_the_input_and_is_reported(single):
         msg = imaging.numpy_to_image(frame, 'rgb8', header=new_header())
         assert _wait_outputs(single, pub, msg, [images])
         assert (imaging.image_to_numpy(_match(images, msg.header)) == frame).all()
-        assert single.stats()['invalid_output'] >= 1
+        # counted right after the publish, on the node's thread: wait for it
+        assert single.spin_until(lambda: single.stats()['invalid_output'] >= 1, 5.0)
         assert any('non-finite' in t for t in single.log.texts('warning'))
         status = _diag(single, 'default', lambda s: int(_values(s)['invalid_output']) >= 1)
         assert status.level == DiagnosticStatus.WARN and 'unrestored' in status.message

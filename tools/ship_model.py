@@ -50,6 +50,24 @@ def summary_line(name: str, report: dict) -> str:
             f'{acc:.3f} |')
 
 
+def run_name(ckpt: Path) -> str:
+    """``runs/x/last.safetensors`` -> ``x``; ``runs/y.safetensors`` -> ``y``."""
+    return ckpt.parent.name if ckpt.stem == 'last' else ckpt.stem
+
+
+def architecture(cfg: ModelConfig) -> str:
+    parts = ['SAR encoder', 'CWP cross-attention']
+    if cfg.channel_attention:
+        parts.append('channel attention')
+    if cfg.mask_head:
+        parts.append('a mask head')
+    if cfg.block_norm:
+        parts.append('a LayerNorm per block')
+    if cfg.gate_bound:
+        parts.append(f'SimpleGate factors clamped to ±{cfg.gate_bound:g}')
+    return ' + '.join(parts)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('checkpoint', type=Path)
@@ -74,9 +92,9 @@ def main() -> int:
     eval_dir = ROOT / 'runs' / 'ship_eval'
     shipped = evaluate(TARGET, eval_dir / 'shipped')
     shutil.copyfile(eval_dir / 'shipped' / 'samples.png', MODELS / 'holdout_samples.png')
-    rows = [summary_line(f'shipped ({args.checkpoint.parent.name})', shipped)]
+    rows = [summary_line(f'shipped ({run_name(args.checkpoint)})', shipped)]
     for other in args.compare:
-        rows.append(summary_line(other.parent.name, evaluate(other, eval_dir / other.parent.name)))
+        rows.append(summary_line(run_name(other), evaluate(other, eval_dir / run_name(other))))
 
     size_mb = TARGET.stat().st_size / 1e6
     card = [
@@ -84,8 +102,7 @@ def main() -> int:
         f'`{TARGET.name}` ({size_mb:.1f} MB, safetensors + JSON metadata) — loaded by the '
         'engine, the CLI and the node when no checkpoint is configured.', '',
         '## What it is',
-        f'- Restorer: the `{cfg.name}` config, SAR encoder + CWP cross-attention'
-        f'{" + channel attention" if cfg.channel_attention else ""}, '
+        f'- Restorer: the `{cfg.name}` config, {architecture(cfg)}, '
         f'{count_parameters(WeatherRestorer(cfg), inference_only=True) / 1e6:.2f} M parameters, '
         f'{gflops(cfg, 480, 640):.1f} GFLOPs per 640x480 frame.',
         f'- Prior encoder: `{meta["clip"]["model_name"]}`, a small CLIP-style ViT image tower '
@@ -108,17 +125,17 @@ def main() -> int:
         '- Weather: synthesised on the fly (`weather_restore_ros.synth`): rain, snow, fog, lens '
         'raindrops, rain+fog, snow+fog, rain+raindrop and clear, severity 0.3-1.0, on 160 px crops '
         'with zoom, photometric jitter of the clean crop and 2x2 mosaics of several photos; '
-        f'data config of this checkpoint: `{json.dumps(training.get("data", {}).get("train"))}`.',
+        f'data config of its last stage: `{json.dumps(training.get("data", {}).get("train"))}`.',
         '- Held-out validation: the shipped `china.jpg` (CC BY 2.0, danielbuechele), never '
         'trained on: 60 fixed synthetic samples (`weather-restore eval --holdout`, seed 1234).', '',
         '## Training',
         f'- Last stage (this checkpoint): {training.get("steps")} steps, batch '
         f'{training.get("batch_size")}, AdamW, warm-up + '
-        f'cosine, on the CPU (1 thread of a 2-core machine), wall time '
+        f'cosine, on the CPU of a 2-core machine, wall time '
         f'{training.get("wall_time_s", 0) / 60:.0f} min. Losses: {training.get("losses")}. '
         f'{ema_note}CLIP tower trainable: {training.get("clip_trainable")}.',
         f'- Started from: `{training.get("init_from") or "random initialisation"}`.',
-        '- Reproduce: the commands at the top of `configs/shipped_small.yaml`.', '',
+        '- Reproduce: `configs/shipped_small/README.md` (every stage, in order).', '',
         '## Compared runs (held-out set, `weather-restore eval --holdout`)', '',
         '| run | model PSNR (Y, weather frames) | SSIM | weather accuracy |',
         '|---|---:|---:|---:|', *rows, '',
