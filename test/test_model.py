@@ -349,6 +349,34 @@ def test_shipped_model_passes_the_stress_test():
     assert health['healthy'] and health['frames'] >= 60, health
 
 
+def test_stress_sweep_cli_reports_failures_and_changes(tmp_path, capsys, monkeypatch):
+    """``python -m weather_restore_ros.stress CKPT``: a near-identity network (the untrained
+    tiny model's output head starts at ~0) passes and changes the clean frames little; the
+    same weights x3 run away, are reported and the exit status says so. (Two of the sweep's
+    eight settings, to keep the test short.)"""
+    import json
+
+    from tiny_model import make_tiny_checkpoint
+    from weather_restore_ros import stress
+    from weather_restore_ros.checkpoint import load_checkpoint, save_checkpoint
+    assert len(stress.SWEEP_SETTINGS) == 8
+    monkeypatch.setattr(stress, 'SWEEP_SETTINGS', ({'size': 160, 'seed': 0},
+                                                   {'size': 96, 'seed': 2}))
+    path = make_tiny_checkpoint(tmp_path / 'tiny.safetensors')
+    assert stress.main([str(path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report['frames'] == 2 * 34 and not report['failed']
+    assert report['median_psnr_vs_input'] > 40
+    assert all(v < 30 for v in report['changed_below_30_db'].values())
+    ckpt = load_checkpoint(path)
+    for name, p in ckpt.restorer_state.items():
+        if name.startswith(('encoder', 'dec')) and p.dim() == 4:
+            p.mul_(3)
+    assert stress.main([str(save_checkpoint(tmp_path / 'blown.safetensors', ckpt))]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report['failed'] and any('flat' in f for f in report['failed'])
+
+
 def test_ship_model_refuses_a_checkpoint_that_fails_the_stress_test(tmp_path):
     import subprocess
     import sys

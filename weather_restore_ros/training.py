@@ -36,9 +36,9 @@ from . import DEFAULT_WEATHER_CLASSES
 from .checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
 from .clip_prior import ClipPrior, build_open_clip_from_config, named_clip_config
 from .engine import resolve_device
+from .model.blocks import SimpleGate
 from .model.config import get_config
 from .model.losses import DEFAULT_LOSS_WEIGHTS, RestorationLoss
-from .model.blocks import SimpleGate
 from .model.restorer import WeatherRestorer
 
 #: Weighted loss terms. 'recon' (Charbonnier) weighs 1.0 unless set; the others are computed only
