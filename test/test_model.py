@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from tiny_model import provoke_runaway
 
 from weather_restore_ros.model import (CONFIGS, ModelConfig, RestorerOutput, WeatherRestorer,
                                        build_model, get_config, to_rgb3)
@@ -299,10 +300,7 @@ def test_block_norm_keeps_a_runaway_network_finite():
     health = {}
     for norm in (False, True):
         model = _model(block_norm=norm).eval()
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if name.startswith(('encoder', 'dec')) and p.dim() == 4:
-                    p.mul_(3)
+        provoke_runaway(model)
         health[norm] = numeric_health(model, clip)
     assert not health[False]['healthy'] and health[True]['healthy'], health
     # Only the new LayerNorms are new weights; without the option the keys are unchanged.
@@ -325,9 +323,7 @@ def test_gate_bound_caps_a_runaway_and_leaves_ordinary_frames_alone():
         bounded.load_state_dict(plain.state_dict())
         torch.testing.assert_close(bounded(x, e).image, plain(x, e).image, rtol=0, atol=0)
         for model in (plain, bounded):
-            for name, p in model.named_parameters():
-                if name.startswith(('encoder', 'dec')) and p.dim() == 4:
-                    p.mul_(3)
+            provoke_runaway(model)
         finite = {}
         for model in (plain, bounded):
             finite[model is bounded] = []
@@ -369,9 +365,7 @@ def test_stress_sweep_cli_reports_failures_and_changes(tmp_path, capsys, monkeyp
     assert report['median_psnr_vs_input'] > 40
     assert all(v < 30 for v in report['changed_below_30_db'].values())
     ckpt = load_checkpoint(path)
-    for name, p in ckpt.restorer_state.items():
-        if name.startswith(('encoder', 'dec')) and p.dim() == 4:
-            p.mul_(3)
+    provoke_runaway(ckpt.restorer_state)
     assert stress.main([str(save_checkpoint(tmp_path / 'blown.safetensors', ckpt))]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report['failed'] and any('flat' in f for f in report['failed'])
@@ -386,9 +380,7 @@ def test_ship_model_refuses_a_checkpoint_that_fails_the_stress_test(tmp_path):
     from weather_restore_ros.checkpoint import load_checkpoint, save_checkpoint
     root = Path(__file__).resolve().parents[1]
     ckpt = load_checkpoint(make_tiny_checkpoint(tmp_path / 'tiny.safetensors'))
-    for name, p in ckpt.restorer_state.items():
-        if name.startswith(('encoder', 'dec')) and p.dim() == 4:
-            p.mul_(3)
+    provoke_runaway(ckpt.restorer_state)
     blown = save_checkpoint(tmp_path / 'blown.safetensors', ckpt)
     shipped = root / 'weather_restore_ros' / 'models' / 'weather_small.safetensors'
     before = shipped.stat().st_mtime_ns

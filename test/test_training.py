@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from tiny_model import provoke_runaway
 
 from weather_restore_ros.checkpoint import CheckpointError, load_checkpoint
 from weather_restore_ros.cli import main
@@ -163,10 +164,7 @@ def test_activation_loss_reads_every_simplegate_and_trains_a_runaway_down():
     torch.manual_seed(0)
     clip = make_tiny_clip()
     model = WeatherRestorer(get_config('tiny', clip_dim=clip.embed_dim, gate_bound=64.0))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith(('encoder', 'dec')) and p.dim() == 4:
-                p.mul_(3)
+    provoke_runaway(model)
     objective = Objective(model, clip, None, {'recon': 0.0, 'act': 1.0, 'act_threshold': 4.0})
     gates = sum(isinstance(m, SimpleGate) for m in model.modules())
     seen = []

@@ -30,3 +30,14 @@ def make_tiny_checkpoint(path: str | Path, seed: int = 0,
     return save_checkpoint(path, Checkpoint(config=cfg, clip=info, class_names=tuple(class_names),
                                             restorer_state=model.state_dict(),
                                             clip_state=visual, training={'steps': 0}))
+
+
+@torch.no_grad()
+def provoke_runaway(weights) -> None:
+    """Scale the encoder's and decoder's conv weights x3 in place (a module's parameters or a
+    state dict): the failure seen in raindrop fine-tunes, provoked -- without normalisation the
+    SimpleGate blocks then square their way to overflow on flat colours."""
+    items = weights.named_parameters() if hasattr(weights, 'named_parameters') else weights.items()
+    for name, p in items:
+        if name.startswith(('encoder', 'dec')) and p.dim() == 4:
+            p.mul_(3)
