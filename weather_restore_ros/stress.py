@@ -80,13 +80,23 @@ def numeric_health(model, clip, device: str | torch.device = 'cpu', **frame_kw) 
 SHIP_SETTINGS = ({'size': 160, 'seed': 0}, {'size': 320, 'seed': 1})
 
 
+def _over(settings, model, clip, device) -> tuple[int, list, float, dict]:
+    """:func:`numeric_health` per setting, frame names tagged with their setting."""
+    frames, failed, worst, changed = 0, [], 0.0, {}
+    for kw in settings:
+        r = numeric_health(model, clip, device, **kw)
+        tag = f'{kw["size"]} px, seed {kw["seed"]}'
+        frames += r['frames']
+        failed += [f'{n} ({tag})' for n in r['failed']]
+        worst = max(worst, r['max_abs_logit'])
+        changed.update({f'{n} ({tag})': v for n, v in r['psnr_vs_input'].items()})
+    return frames, failed, worst, changed
+
+
 def ship_health(model, clip, device: str | torch.device = 'cpu') -> dict:
     """:func:`numeric_health` over :data:`SHIP_SETTINGS`, merged (failed names say which)."""
-    reports = [(kw, numeric_health(model, clip, device, **kw)) for kw in SHIP_SETTINGS]
-    failed = [f'{name} ({kw["size"]} px, seed {kw["seed"]})'
-              for kw, r in reports for name in r['failed']]
-    return {'frames': sum(r['frames'] for _, r in reports), 'failed': failed,
-            'max_abs_logit': max(r['max_abs_logit'] for _, r in reports), 'healthy': not failed}
+    frames, failed, worst, _ = _over(SHIP_SETTINGS, model, clip, device)
+    return {'frames': frames, 'failed': failed, 'max_abs_logit': worst, 'healthy': not failed}
 
 
 #: A wider sweep than :data:`SHIP_SETTINGS` (sizes 96 to 640 px, other block layouts): what the
@@ -99,17 +109,10 @@ SWEEP_SETTINGS = SHIP_SETTINGS + ({'size': 96, 'seed': 2}, {'size': 240, 'seed':
 def sweep(model, clip, device: str | torch.device = 'cpu', changed_below: float = 30.0) -> dict:
     """:data:`SWEEP_SETTINGS` summarised: failures, the largest |logit|, the median PSNR of
     output against input and the frames changed below ``changed_below`` dB (worst first)."""
-    failed, worst, changed = [], 0.0, {}
-    for kw in SWEEP_SETTINGS:
-        r = numeric_health(model, clip, device, **kw)
-        tag = f'{kw["size"]} px, seed {kw["seed"]}'
-        failed += [f'{n} ({tag})' for n in r['failed']]
-        worst = max(worst, r['max_abs_logit'])
-        changed.update({f'{n} ({tag})': v for n, v in r['psnr_vs_input'].items()})
+    frames, failed, worst, changed = _over(SWEEP_SETTINGS, model, clip, device)
     low = dict(sorted(((n, v) for n, v in changed.items() if v < changed_below),
                       key=lambda t: t[1]))
-    return {'frames': len(changed) + len([f for f in failed if f not in changed]),
-            'failed': failed, 'max_abs_logit': worst,
+    return {'frames': frames, 'failed': failed, 'max_abs_logit': worst,
             'median_psnr_vs_input': round(float(np.median(list(changed.values()))), 1),
             f'changed_below_{changed_below:g}_db': low}
 
