@@ -314,7 +314,7 @@ def test_gate_bound_caps_a_runaway_and_leaves_ordinary_frames_alone():
     output stays finite; on an ordinary frame (factors far below the bound) the output is
     bit-identical to the unbounded network's. No new weights."""
     from weather_restore_ros.clip_prior import make_tiny_clip
-    from weather_restore_ros.stress import stress_frames
+    from weather_restore_ros.stress import numeric_health
     clip = make_tiny_clip().eval()
     plain, bounded = _model().eval(), _model(gate_bound=64.0).eval()
     assert set(plain.state_dict()) == set(bounded.state_dict())
@@ -324,15 +324,9 @@ def test_gate_bound_caps_a_runaway_and_leaves_ordinary_frames_alone():
         torch.testing.assert_close(bounded(x, e).image, plain(x, e).image, rtol=0, atol=0)
         for model in (plain, bounded):
             provoke_runaway(model)
-        finite = {}
-        for model in (plain, bounded):
-            finite[model is bounded] = []
-            for img in stress_frames().values():
-                x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-                out = model(x, clip.encode(x).embedding)
-                finite[model is bounded].append(bool(torch.isfinite(out.image).all()
-                                                     and torch.isfinite(out.logits).all()))
-    assert not all(finite[False]) and all(finite[True]), finite
+    plain_health, bounded_health = numeric_health(plain, clip), numeric_health(bounded, clip)
+    assert plain_health['nonfinite'] and not bounded_health['nonfinite'], \
+        (plain_health, bounded_health)
     with pytest.raises(ValueError, match='gate_bound'):
         _model(gate_bound=-1.0)
 

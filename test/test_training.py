@@ -114,7 +114,6 @@ def test_the_shipped_model_chain_is_consistent():
     lists every stage in order, and the last stage's model is the shipped model's."""
     import re
 
-    from weather_restore_ros.checkpoint import load_checkpoint
     chain = sorted((REPO / 'configs' / 'shipped_small').glob('*.yaml'))
     assert [p.name[:2] for p in chain] == [f'{i:02d}' for i in range(1, len(chain) + 1)]
     cfgs = [TrainConfig.from_yaml(p) for p in chain]

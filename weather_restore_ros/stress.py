@@ -49,14 +49,14 @@ def numeric_health(model, clip, device: str | torch.device = 'cpu', **frame_kw) 
     """Run the restorer (and its CLIP prior) on :func:`stress_frames`, one at a time.
 
     Returns ``{'frames': n, 'failed': [names with a non-finite output or |logit| >
-    MAX_ABS_LOGIT], 'max_abs_logit': worst finite |logit|, 'healthy': not failed,
-    'psnr_vs_input': {name: dB}}``. The last says how much each frame is *changed* (PSNR on Y
+    MAX_ABS_LOGIT], 'nonfinite': [those of them with inf/NaN], 'max_abs_logit': worst finite
+    |logit|, 'healthy': not failed, 'psnr_vs_input': {name: dB}}``. The last says how much each frame is *changed* (PSNR on Y
     of the output against the input; these frames are clean, so high is right): not a pass/fail
     criterion -- a model may legitimately brighten a flat grey it takes for fog -- but the
     number that shows speckle or a colour shift where a runaway was only nearly contained.
     """
     from .metrics import psnr
-    failed, worst, changed = [], 0.0, {}
+    failed, nonfinite, worst, changed = [], [], 0.0, {}
     frames = stress_frames(**frame_kw)
     dtype = next(model.parameters()).dtype
     for name, img in frames.items():
@@ -68,10 +68,12 @@ def numeric_health(model, clip, device: str | torch.device = 'cpu', **frame_kw) 
             worst = max(worst, logit)
             restored = out.image[0].permute(1, 2, 0).float().cpu().numpy()
             changed[name] = round(psnr(restored, img.astype(np.float32) / 255), 2)
+        else:
+            nonfinite.append(name)
         if not finite or logit > MAX_ABS_LOGIT:
             failed.append(name)
-    return {'frames': len(frames), 'failed': failed, 'max_abs_logit': round(worst, 2),
-            'healthy': not failed, 'psnr_vs_input': changed}
+    return {'frames': len(frames), 'failed': failed, 'nonfinite': nonfinite,
+            'max_abs_logit': round(worst, 2), 'healthy': not failed, 'psnr_vs_input': changed}
 
 
 #: What ``tools/ship_model.py`` (and the shipped model's test) check: the default frames, and

@@ -75,8 +75,9 @@ class ModelConfig:
     # written before it existed load unchanged; on in configs/allweather_base.yaml.
     block_norm: bool = False
     # Bound on SimpleGate's two factors (``clamp(-b, b)`` each, so a gate output is at most
-    # ``b**2``); 0 = unbounded. Trained weights keep the factors below ~90 on photos; on an
-    # unlucky flat colour a fine-tune's factors grew block after block to 1e34 and overflowed.
+    # ``b**2``); 0 = unbounded. Trained weights mostly keep the factors below ~100 on photos
+    # (a few photos drove one model's to ~4e3); on an unlucky flat colour a fine-tune's factors
+    # grew block after block to 1e34 and overflowed.
     # The bound caps that growth (and keeps fp16, max 65504, from overflowing) without touching
     # ordinary frames; training on pattern scenes (``data.train.patterns``) then teaches the
     # network to pass such frames through. Off by default: checkpoints load unchanged.
