@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from weather_restore_ros import DEFAULT_WEATHER_CLASSES
-from weather_restore_ros.clip_prior import (
+from weather_restore_ros.encoders import (
     DEFAULT_PROMPTS, TINY_CLIP_CONFIG, ClipFeatures, ClipPrior, MissingWeightsError,
     build_open_clip_from_config, make_tiny_clip)
 
@@ -251,7 +251,7 @@ def test_open_clip_model_view_state_dict_round_trip(prior):
 
 
 def test_named_clip_config():
-    from weather_restore_ros.clip_prior import named_clip_config
+    from weather_restore_ros.encoders import named_clip_config
     tiny = named_clip_config('tiny')
     assert tiny == TINY_CLIP_CONFIG and tiny is not TINY_CLIP_CONFIG
     small = ClipPrior.from_open_clip_model(build_open_clip_from_config(named_clip_config('small')),
@@ -418,7 +418,7 @@ def test_missing_local_files_fail_fast(tmp_path):
 
 def test_cached_tag_weights_are_found_without_network(tmp_path):
     """The cache lookup that lets a cached tag load with no network access at all."""
-    from weather_restore_ros.clip_prior import _cached_tag_weights
+    from weather_restore_ros.encoders.clip_weights import _cached_tag_weights
     tag = open_clip.get_pretrained_cfg('ViT-B-32', 'openai')
     assert _cached_tag_weights(tag, tmp_path) is None
     # URL-style cache (~/.cache/clip layout, or cache_dir).

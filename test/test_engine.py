@@ -9,7 +9,8 @@ import torch
 
 from weather_restore_ros.checkpoint import load_checkpoint
 from weather_restore_ros.engine import (STAGES, EngineError, RestorationEngine,
-                                        clip_from_checkpoint, resolve_device, resolve_precision)
+                                        resolve_device, resolve_precision)
+from weather_restore_ros.factory import encoder_from_checkpoint
 from weather_restore_ros.model.restorer import WeatherRestorer
 from weather_restore_ros.prior_cache import RefreshPolicy
 
@@ -34,7 +35,7 @@ def make_engine(ckpt):
                               generator=torch.Generator().manual_seed(1))
         kw.setdefault('device', 'cpu')
         kw.setdefault('warmup', False)
-        return RestorationEngine(model, clip_from_checkpoint(ckpt), ckpt.class_names, **kw)
+        return RestorationEngine(model, encoder_from_checkpoint(ckpt), ckpt.class_names, **kw)
     return make
 
 
@@ -389,7 +390,7 @@ def test_mask_head_checkpoint_publishes_its_mask(ckpt, max_pixels):
     torch.nn.init.normal_(model.head[-1].weight, std=0.1,
                           generator=torch.Generator().manual_seed(1))
     kw = {'max_pixels': max_pixels, 'tile_size': 64, 'tile_overlap': 24} if max_pixels else {}
-    engine = RestorationEngine(model, clip_from_checkpoint(ckpt), ckpt.class_names,
+    engine = RestorationEngine(model, encoder_from_checkpoint(ckpt), ckpt.class_names,
                                device='cpu', warmup=False, refresh=NO_AUTO_REFRESH, **kw)
     frame = smooth_frame(150, 200, 4)
     opened = engine.restore(frame, 's')

@@ -294,7 +294,7 @@ def test_block_norm_keeps_a_runaway_network_finite():
     """The failure seen in fine-tunes, provoked: conv weights x3 make the plain blocks square
     their way to overflow on flat colours; with a LayerNorm in front of each block and SAR unit
     the same weights stay finite (each branch sees unit-scale input)."""
-    from weather_restore_ros.clip_prior import make_tiny_clip
+    from weather_restore_ros.encoders import make_tiny_clip
     from weather_restore_ros.stress import numeric_health
     clip = make_tiny_clip().eval()
     health = {}
@@ -313,7 +313,7 @@ def test_gate_bound_caps_a_runaway_and_leaves_ordinary_frames_alone():
     """The same provoked runaway with ``gate_bound``: SimpleGate's factors are clamped, so the
     output stays finite; on an ordinary frame (factors far below the bound) the output is
     bit-identical to the unbounded network's. No new weights."""
-    from weather_restore_ros.clip_prior import make_tiny_clip
+    from weather_restore_ros.encoders import make_tiny_clip
     from weather_restore_ros.stress import numeric_health
     clip = make_tiny_clip().eval()
     plain, bounded = _model().eval(), _model(gate_bound=64.0).eval()

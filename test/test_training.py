@@ -16,7 +16,7 @@ from tiny_model import provoke_runaway
 
 from weather_restore_ros.checkpoint import CheckpointError, load_checkpoint
 from weather_restore_ros.cli import main
-from weather_restore_ros.clip_prior import TINY_CLIP_CONFIG, make_tiny_clip
+from weather_restore_ros.encoders import TINY_CLIP_CONFIG, make_tiny_clip
 from weather_restore_ros.engine import RestorationEngine
 from weather_restore_ros.model.config import get_config
 from weather_restore_ros.model.restorer import WeatherRestorer

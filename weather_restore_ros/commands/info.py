@@ -32,7 +32,7 @@ def run(args) -> int:
 
     from .. import __version__
     from ..checkpoint import CheckpointError, SHIPPED_MODEL, read_metadata
-    from ..clip_prior import clip_weights_status
+    from ..encoders import clip_weights_status
     from ..model.config import CONFIGS
     from ..model.profile import count_parameters, gflops, gflops_per_megapixel
     from ..model.restorer import WeatherRestorer

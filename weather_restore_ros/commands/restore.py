@@ -108,7 +108,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ..checkpoint import CheckpointError
-    from ..clip_prior import MissingWeightsError
+    from ..encoders import MissingWeightsError
     from ..engine import EngineError, RestorationEngine
 
     out_dir = Path(args.output)

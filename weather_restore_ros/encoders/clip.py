@@ -3,11 +3,7 @@ zero-shot weather classification (Tan et al., arXiv 2306.09008).
 
 Everything in the hot path runs on the input tensor's device: no PIL, no host round trip.
 ``open_clip`` is imported lazily (importing it costs seconds), so importing this module is cheap.
-
-Loading never hangs on a missing network: :meth:`ClipPrior.from_pretrained` looks for a named
-tag's weights in the local cache first and, when they are absent and downloading is not allowed
-(``HF_HUB_OFFLINE`` set, or ``allow_download=False``), raises :class:`MissingWeightsError` at
-once with what was looked for, where, and how to provide it.
+Configs and prompts are in :mod:`.clip_configs`, the weight lookup in :mod:`.clip_weights`.
 """
 from __future__ import annotations
 
@@ -17,164 +13,20 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import DEFAULT_WEATHER_CLASSES
+from .. import DEFAULT_WEATHER_CLASSES
+from .clip_configs import (DEFAULT_PROMPTS, DEFAULT_TEMPLATES, TINY_CLIP_CONFIG,
+                           _jsonable, _split_config, build_open_clip_from_config)
+from .clip_weights import (_HOW_TO_PROVIDE, MissingWeightsError, _find_weights_in_dir,
+                           _hf_cache_root, _hf_cached, _resolve_weights, hf_hub_offline)
+from .features import EncoderFeatures
 
-# Prompt ensembles per class; zero-shot averages the normalised text embeddings of a class's
-# prompts. Classes without an entry here (custom class lists) get DEFAULT_TEMPLATES.
-DEFAULT_PROMPTS: dict[str, tuple[str, ...]] = {
-    'clear': (
-        'a photo taken on a clear day',
-        'a clear photo with good visibility',
-        'a sharp photo with no rain, snow or fog',
-        'a photo of a street in dry, clear weather',
-    ),
-    'rain': (
-        'a photo taken in heavy rain',
-        'a photo with rain streaks',
-        'a rainy scene',
-        'a photo of a street in the rain',
-    ),
-    'snow': (
-        'a photo taken in heavy snow',
-        'a photo with falling snowflakes',
-        'a snowy scene',
-        'a photo of a street during a snowstorm',
-    ),
-    'fog': (
-        'a photo taken in dense fog',
-        'a hazy photo with low contrast',
-        'a foggy scene with low visibility',
-        'a photo of a street in haze',
-    ),
-    'raindrop': (
-        'a photo with raindrops on the camera lens',
-        'a photo taken through a wet window',
-        'water droplets on the lens blur the photo',
-        'a photo with raindrops on the glass',
-    ),
-}
-DEFAULT_TEMPLATES = ('a photo taken in {} weather', 'a photo of {}', 'a {} scene')
-
-# A CLIP small enough for unit tests and for checkpoints that embed their own image tower:
-# ~3.4 M parameters (3.2 M of them the text token embedding), sub-millisecond forward.
-TINY_CLIP_CONFIG: dict[str, Any] = {
-    'embed_dim': 32,
-    'vision_cfg': {'image_size': 64, 'layers': 2, 'width': 64, 'head_width': 32,
-                   'patch_size': 16},
-    'text_cfg': {'context_length': 77, 'vocab_size': 49408, 'width': 64, 'heads': 4,
-                 'layers': 2},
-}
-
-# Small towers a checkpoint can embed (random init, trained with the restorer), by name.
-# 'small': ~10 M parameters (image tower ~2.9 M; 6.3 M is the text token table), 128 px,
-# 8x8 patch grid. 'tiny': ~3.4 M (image tower 0.15 M), 64 px, 4x4 grid.
-SMALL_CLIP_CONFIG: dict[str, Any] = {
-    'embed_dim': 128,
-    'vision_cfg': {'image_size': 128, 'layers': 6, 'width': 192, 'head_width': 64,
-                   'patch_size': 16},
-    'text_cfg': {'context_length': 77, 'vocab_size': 49408, 'width': 128, 'heads': 4,
-                 'layers': 4},
-}
-NAMED_CLIP_CONFIGS: dict[str, dict[str, Any]] = {'tiny': TINY_CLIP_CONFIG,
-                                                 'small': SMALL_CLIP_CONFIG}
-
-_WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.pth', '.pt', '.npz', '.ckpt')
-_PREFERRED_DIR_WEIGHTS = (
-    'open_clip_model.safetensors', 'open_clip_pytorch_model.safetensors',
-    'open_clip_pytorch_model.bin', 'open_clip_pytorch_model.pth',
-    'model.safetensors', 'pytorch_model.bin', 'pytorch_model.pth', 'model.pth',
-)
-
-
-class MissingWeightsError(RuntimeError):
-    """CLIP weights are not available locally (and may not or could not be downloaded)."""
-
-
-class ClipFeatures(NamedTuple):
-    embedding: torch.Tensor               # [B, D] float32, L2-normalised
-    tokens: torch.Tensor | None           # [B, N, Ct] float32 (N = h*w), or None
-    grid: tuple[int, int] | None          # (h, w) patch grid of the tokens; None: no tokens
-
-
-# ------------------------------------------------------------------------- helpers
-def hf_hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set now, or was when huggingface_hub was imported (its
-    downloader then refuses the network anyway)."""
-    if os.environ.get('HF_HUB_OFFLINE', '').strip().upper() in ('1', 'ON', 'YES', 'TRUE'):
-        return True
-    import sys
-    hub_constants = sys.modules.get('huggingface_hub.constants')
-    return bool(getattr(hub_constants, 'HF_HUB_OFFLINE', False))
-
-
-def _jsonable(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
-def _split_config(cfg: Mapping) -> tuple[dict, dict]:
-    """(model_cfg, preprocess_cfg) from either a bare open_clip model config or a full
-    ``open_clip_config.json`` dict (``{'model_cfg': ..., 'preprocess_cfg': ...}``)."""
-    cfg = copy.deepcopy(dict(cfg))
-    if 'model_cfg' in cfg:
-        return dict(cfg['model_cfg']), dict(cfg.get('preprocess_cfg') or {})
-    return cfg, {}
-
-
-def build_open_clip_from_config(cfg: Mapping) -> nn.Module:
-    """An open_clip model (random weights, CPU, fp32) from a config dict.
-
-    ``cfg`` is an open_clip model config (``embed_dim``, ``vision_cfg``, ``text_cfg``, ...; e.g.
-    :data:`TINY_CLIP_CONFIG`) or a full ``open_clip_config.json`` dict with ``model_cfg`` and
-    ``preprocess_cfg``. The preprocessing config (mean/std/interpolation/resize mode) is attached
-    to ``model.visual.preprocess_cfg`` as ``open_clip.create_model`` does.
-    """
-    import open_clip
-    from open_clip.model import set_model_preprocess_cfg
-    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
-    from dataclasses import asdict
-
-    model_cfg, pp_cfg = _split_config(cfg)
-    custom_text = model_cfg.pop('custom_text', False) or 'hf_model_name' in model_cfg.get(
-        'text_cfg', {})
-    if 'multimodal_cfg' in model_cfg:
-        raise ValueError('CoCa configs (multimodal_cfg) are not supported by ClipPrior')
-    if 'hf_model_name' in model_cfg.get('text_cfg', {}):
-        model_cfg['text_cfg'] = dict(model_cfg['text_cfg'], hf_model_pretrained=False)
-    if 'timm_model_name' in model_cfg.get('vision_cfg', {}):
-        model_cfg['vision_cfg'] = dict(model_cfg['vision_cfg'], timm_model_pretrained=False)
-    cls = open_clip.CustomTextCLIP if custom_text else open_clip.CLIP
-    model = cls(**model_cfg)
-    preprocess = merge_preprocess_dict(asdict(PreprocessCfg()), pp_cfg)
-    size = getattr(model.visual, 'image_size', None)
-    if size is not None:
-        preprocess['size'] = size
-    set_model_preprocess_cfg(model, preprocess)
-    return model
-
-
-def named_clip_config(name: str) -> dict:
-    """A copy of a named CLIP config: :data:`NAMED_CLIP_CONFIGS` ('tiny', 'small'), else an
-    open_clip built-in architecture ('ViT-B-32', ...), for :func:`build_open_clip_from_config`."""
-    if name in NAMED_CLIP_CONFIGS:
-        return copy.deepcopy(NAMED_CLIP_CONFIGS[name])
-    import open_clip
-
-    cfg = open_clip.get_model_config(name)
-    if cfg is None:
-        raise ValueError(f'unknown CLIP config {name!r}: use one of '
-                         f'{", ".join(NAMED_CLIP_CONFIGS)} or an open_clip architecture '
-                         f'({", ".join(open_clip.list_models()[:8])}, ...)')
-    return cfg
+ClipFeatures = EncoderFeatures  # the name this module's callers know
 
 
 def make_tiny_clip(class_names: Sequence[str] = DEFAULT_WEATHER_CLASSES, seed: int = 0,
@@ -203,25 +55,6 @@ def _text_only_view(model: nn.Module) -> nn.Module:
     view._buffers = dict(model._buffers)
     view._non_persistent_buffers_set = set(model._non_persistent_buffers_set)
     return view
-
-
-def _find_weights_in_dir(path: Path) -> Path | None:
-    files = [p for p in path.iterdir() if p.is_file() and p.suffix in _WEIGHT_SUFFIXES]
-    for name in _PREFERRED_DIR_WEIGHTS:
-        for p in files:
-            if p.name == name:
-                return p
-    files.sort(key=lambda p: (p.suffix != '.safetensors', p.name))
-    return files[0] if files else None
-
-
-_HOW_TO_PROVIDE = (
-    'To provide the weights offline: copy the weights file to this machine and pass its path '
-    "as pretrained='/path/to/open_clip_pytorch_model.bin' (or .safetensors); or use "
-    "model_name='local-dir:/path/to/folder' with a folder holding open_clip_config.json and "
-    'the weights file; or copy the Hugging Face cache folder (models--<org>--<name>) from a '
-    'machine that downloaded it into the cache directory above; or allow the download '
-    '(network access, HF_HUB_OFFLINE unset).')
 
 
 # ------------------------------------------------------------------------- the prior
@@ -711,142 +544,3 @@ def _simple_tokenizer(context_length: int):
     import open_clip
 
     return open_clip.SimpleTokenizer(context_length=context_length)
-
-
-def _hf_cache_root() -> str:
-    try:
-        from huggingface_hub import constants
-        return str(constants.HF_HUB_CACHE)
-    except Exception:  # pragma: no cover
-        return '~/.cache/huggingface/hub'
-
-
-def _hf_cached(repo_id: str, filename: str, cache_dir) -> str | None:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
-        return None
-    found = try_to_load_from_cache(repo_id, filename,
-                                   cache_dir=str(cache_dir) if cache_dir else None)
-    return found if isinstance(found, str) and os.path.isfile(found) else None
-
-
-def _hf_repo_and_files(hf_hub: str) -> tuple[str, list[str]]:
-    """open_clip's ``'org/repo/'`` or ``'org/repo/file.bin'`` -> repo id and candidate files
-    (safetensors alternatives first, as open_clip's downloader prefers them)."""
-    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-
-    repo, filename = os.path.split(hf_hub)
-    filename = filename or HF_WEIGHTS_NAME
-    files = []
-    if filename == HF_WEIGHTS_NAME:
-        files.append(HF_SAFE_WEIGHTS_NAME)
-    elif filename.endswith(('.bin', '.pth')):
-        files.append(filename[:-4] + '.safetensors')
-    files.append(filename)
-    return repo, files
-
-
-def _resolve_weights(model_name: str, pretrained: str | None, cache_dir,
-                     allow_download: bool) -> tuple[str | None, dict]:
-    """The local weights file for ``model_name``/``pretrained`` (a tag or a path), and the
-    ``create_model`` overrides the tag implies (QuickGELU, preprocessing). Downloads only when
-    allowed; otherwise a missing file raises :class:`MissingWeightsError` without any network
-    access."""
-    import open_clip
-
-    if pretrained is None:
-        return None, {}
-    tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
-    if not tag_cfg:
-        weights = Path(pretrained).expanduser()
-        if weights.is_file():
-            return str(weights), {}
-        if os.sep in pretrained or pretrained.startswith('.') or weights.suffix in _WEIGHT_SUFFIXES:
-            what = f'CLIP weights file {weights} does not exist'
-        else:
-            tags = ', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'
-            what = (f'{pretrained!r} is neither a pretrained tag of {model_name!r} (tags: {tags}) '
-                    'nor an existing file')
-        raise MissingWeightsError(f'CLIP {model_name!r}: {what}. ' + _HOW_TO_PROVIDE)
-
-    kwargs = {
-        'force_quick_gelu': bool(tag_cfg.get('quick_gelu', False)),
-        'force_preprocess_cfg': {k: tag_cfg[k] for k in ('mean', 'std', 'interpolation',
-                                                         'resize_mode', 'fill_color')
-                                 if k in tag_cfg},
-    }
-    checkpoint = _cached_tag_weights(tag_cfg, cache_dir)
-    if checkpoint is not None:
-        return checkpoint, kwargs
-    if not allow_download:
-        raise MissingWeightsError(
-            f'CLIP weights for model {model_name!r}, pretrained tag {pretrained!r} are not cached '
-            f'and downloading is disabled (HF_HUB_OFFLINE='
-            f'{os.environ.get("HF_HUB_OFFLINE", "")!r}, allow_download=False). Looked for '
-            f'{_tag_locations(tag_cfg, cache_dir)}. ' + _HOW_TO_PROVIDE)
-    return _download_tag(tag_cfg, cache_dir, model_name, pretrained), kwargs
-
-
-def _cached_tag_weights(tag_cfg: Mapping, cache_dir) -> str | None:
-    """The local path of a pretrained tag's weights, without touching the network."""
-    if tag_cfg.get('file'):
-        return tag_cfg['file'] if os.path.isfile(tag_cfg['file']) else None
-    if tag_cfg.get('hf_hub'):
-        repo, files = _hf_repo_and_files(tag_cfg['hf_hub'])
-        for f in files:
-            found = _hf_cached(repo, f, cache_dir)
-            if found:
-                return found
-    if tag_cfg.get('url'):
-        root = Path(cache_dir).expanduser() if cache_dir else Path('~/.cache/clip').expanduser()
-        path = root / os.path.basename(tag_cfg['url'])
-        if path.is_file():
-            return str(path)
-    return None
-
-
-def _tag_locations(tag_cfg: Mapping, cache_dir) -> str:
-    """Where the weights of a tag were looked for, in words, for error messages."""
-    places = []
-    if tag_cfg.get('file'):
-        places.append(f"the file {tag_cfg['file']}")
-    if tag_cfg.get('hf_hub'):
-        repo, files = _hf_repo_and_files(tag_cfg['hf_hub'])
-        places.append(f'{" or ".join(files)} of Hugging Face repo {repo} in the Hugging Face '
-                      f'cache {cache_dir or _hf_cache_root()}')
-    if tag_cfg.get('url'):
-        root = Path(cache_dir).expanduser() if cache_dir else Path('~/.cache/clip').expanduser()
-        places.append(f"{os.path.basename(tag_cfg['url'])} in {root}")
-    return '; '.join(places) or '(no source configured)'
-
-
-def _download_tag(tag_cfg: Mapping, cache_dir, model_name: str, tag: str) -> str:
-    from open_clip.pretrained import download_pretrained
-
-    try:
-        path = download_pretrained(dict(tag_cfg), cache_dir=str(cache_dir) if cache_dir else None)
-    except Exception as exc:
-        raise MissingWeightsError(
-            f'CLIP weights for model {model_name!r}, pretrained tag {tag!r} could not be '
-            f'downloaded ({type(exc).__name__}: {exc}). Looked for '
-            f'{_tag_locations(tag_cfg, cache_dir)}. '
-            + _HOW_TO_PROVIDE) from exc
-    if not path:
-        raise MissingWeightsError(f'CLIP tag {tag!r} of {model_name!r} names no weights source')
-    return path
-
-
-def clip_weights_status(model_name: str, pretrained: str | None, cache_dir=None) -> str:
-    """One line for ``weather-restore info``: where the weights are, or why they are missing."""
-    if model_name.startswith('local-dir:'):
-        folder = Path(model_name[len('local-dir:'):]).expanduser()
-        found = _find_weights_in_dir(folder) if folder.is_dir() else None
-        return f'present ({found})' if found else f'missing (no weights in {folder})'
-    try:
-        path, _ = _resolve_weights(model_name, pretrained, cache_dir, allow_download=False)
-    except MissingWeightsError as exc:
-        return f'missing: {exc}'
-    except Exception as exc:  # unknown model name, broken open_clip install
-        return f'unknown ({exc})'
-    return 'random weights (no pretrained tag)' if path is None else f'present ({path})'
