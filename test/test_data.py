@@ -11,8 +11,9 @@ import torch
 from weather_restore_ros import DEFAULT_WEATHER_CLASSES
 from weather_restore_ros.data import (CDD11_WEATHER, AllWeatherListDataset, CDD11Dataset,
                                       DatasetError, ImageReadError, MissingFileError,
-                                      PairedFolderDataset, SingleTestSet, SyntheticWeatherDataset,
-                                      canonical_test_set, infer_weather, label_index, make_loader,
+                                      PairedFolderDataset, RealPhotoSet, SingleTestSet,
+                                      SyntheticWeatherDataset, canonical_test_set, find_test_sets,
+                                      infer_weather, label_index, make_loader, open_test_set,
                                       read_labels_csv, read_rgb, set_epoch)
 
 CLS = DEFAULT_WEATHER_CLASSES
@@ -338,6 +339,92 @@ def test_single_test_set_errors(tmp_path):
     os.makedirs(tmp_path / 'empty')
     with pytest.raises(MissingFileError, match='snow100k-l'):
         SingleTestSet('snow100k-l', tmp_path / 'empty')
+
+
+@pytest.mark.parametrize('layout', ['input_gt', 'input_target', 'prenet', 'one_folder',
+                                    'rain_norain_folders'])
+def test_rain100_layouts(tmp_path, layout):
+    """Rain100L/H as they are distributed: input/ + gt/ (the shared data, most re-packagings),
+    input/ + target/ (Restormer), PReNet's rainy/rain-NNN.png with norain-NNN.png beside,
+    the original rain-NNN.png + norain-NNN.png in one folder, rain/ + norain/ folders."""
+    root = tmp_path / 'Rain100L'
+    inp, gt = {
+        'input_gt': ('input/{n:03d}.png', 'gt/{n:03d}.png'),
+        'input_target': ('input/{n:03d}.png', 'target/{n:03d}.png'),
+        'prenet': ('rainy/rain-{n:03d}.png', 'norain-{n:03d}.png'),
+        'one_folder': ('rain-{n:03d}.png', 'norain-{n:03d}.png'),
+        'rain_norain_folders': ('rain/rain-{n:03d}.png', 'norain/norain-{n:03d}.png'),
+    }[layout]
+    for n in (1, 2, 10):
+        write(root / inp.format(n=n), img(n))
+        write(root / gt.format(n=n), img(100 + n))
+    for ds in (SingleTestSet('rain100l', root), SingleTestSet('Rain100L', tmp_path)):
+        assert len(ds) == 3 and set(ds.labels) == {lab('rain')}
+        for k, n in enumerate((1, 2, 10)):
+            s = ds[k]
+            assert s['name'] == inp.format(n=n)
+            np.testing.assert_array_equal(to_u8(s['input']), img(n))
+            np.testing.assert_array_equal(to_u8(s['target']), img(100 + n))
+    # an input without its target is an error naming it
+    os.remove(root / gt.format(n=2))
+    with pytest.raises(MissingFileError, match=os.path.basename(inp.format(n=2))):
+        SingleTestSet('rain100l', root)
+    assert len(SingleTestSet('rain100l', root, strict=False)) == 2
+
+
+def test_rain100_shared_data_folder_names(tmp_path):
+    """The shared data's rain100l_test/ and rain100h_test/ are found from their parent, and a
+    folder without any of the layouts is reported."""
+    for name, n in (('rain100l_test', 1), ('rain100h_test', 2)):
+        write(tmp_path / name / 'input' / '001.png', img(n))
+        write(tmp_path / name / 'gt' / '001.png', img(10 + n))
+    ds = SingleTestSet('rain100h', tmp_path)
+    assert ds.root == str(tmp_path / 'rain100h_test')
+    np.testing.assert_array_equal(to_u8(ds[0]['input']), img(2))
+    assert canonical_test_set('Rain100H_test') == 'rain100h'
+    os.makedirs(tmp_path / 'nothing')
+    with pytest.raises(MissingFileError, match='rain100l'):
+        SingleTestSet('rain100l', tmp_path / 'nothing')
+
+
+def test_real_photo_sets_labelled_by_folder(tmp_path):
+    photos = tmp_path / 'real_photos'
+    write(photos / 'real_rain' / 'b.jpg', img(1))
+    write(photos / 'real_rain' / 'a.png', img(2))
+    write(photos / 'dawn_fog' / 'foggy-002.jpg', img(3))
+    rain = RealPhotoSet('real-rain', photos)
+    assert [s.name for s in rain.samples] == ['a.png', 'b.jpg']
+    assert rain.labels == [lab('rain')] * 2 and rain.root == str(photos / 'real_rain')
+    item = rain[0]
+    assert set(item) == {'input', 'label', 'name'}            # no ground truth
+    np.testing.assert_array_equal(to_u8(item['input']), img(2))
+    fog = open_test_set('real-fog', photos / 'dawn_fog')        # the folder itself
+    assert isinstance(fog, RealPhotoSet) and fog.labels == [lab('fog')]
+    assert open_test_set('dawn-fog', tmp_path).root == str(photos / 'dawn_fog')
+    with pytest.raises(DatasetError, match='RealPhotoSet'):
+        SingleTestSet('real-rain', photos)
+    os.makedirs(tmp_path / 'empty')
+    with pytest.raises(MissingFileError, match='real-fog: no photos'):
+        RealPhotoSet('real-fog', tmp_path / 'empty')
+
+
+def test_find_test_sets_lists_every_set_under_a_root(tmp_path):
+    write(tmp_path / 'rain100l_test' / 'input' / '001.png', img(1))
+    write(tmp_path / 'rain100l_test' / 'gt' / '001.png', img(2))
+    write(tmp_path / 'Rain100H' / 'rainy' / 'rain-001.png', img(3))
+    write(tmp_path / 'Rain100H' / 'norain-001.png', img(4))
+    write(tmp_path / 'real_photos' / 'real_rain' / '1.jpg', img(5))
+    write(tmp_path / 'real_photos' / 'dawn_fog' / '2.jpg', img(6))
+    write(tmp_path / 'unrelated' / 'input' / 'x.png', img(7))    # no known set's name
+    sets = find_test_sets(tmp_path)
+    assert [(s.name, len(s)) for s in sets] == [('rain100l', 1), ('rain100h', 1),
+                                                 ('real-rain', 1), ('real-fog', 1)]
+    assert find_test_sets(tmp_path / 'unrelated') == []
+    # a set folder that is broken is reported, not skipped
+    os.remove(tmp_path / 'Rain100H' / 'norain-001.png')
+    write(tmp_path / 'Rain100H' / 'norain' / 'norain-002.png', img(8))
+    with pytest.raises(MissingFileError, match='rain-001.png'):
+        find_test_sets(tmp_path)
 
 
 def test_pair_size_mismatch_is_center_cropped_or_reported(tmp_path):

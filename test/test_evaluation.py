@@ -1,7 +1,12 @@
 """Evaluation with the tiny checkpoint: the per-class table of model vs. input and classical
-baselines (Markdown and JSON agree), the PNG sheet, and ``weather-restore eval --paired``."""
+baselines (Markdown and JSON agree), the PNG sheet, and ``weather-restore eval --paired``;
+the two Y conventions, the worst-case listing, the harm count, real photos and the suite (on
+tiny synthetic folders in the public sets' layouts; also on /work/shared/data when present)."""
 import json
+import math
+import os
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -9,8 +14,9 @@ import pytest
 
 from weather_restore_ros.cli import main
 from weather_restore_ros.engine import RestorationEngine
-from weather_restore_ros.evaluation import evaluate, write_report
-from weather_restore_ros.metrics import psnr
+from weather_restore_ros.evaluation import (SuiteReport, evaluate, evaluate_photos, speckle_of,
+                                            write_photo_report, write_report)
+from weather_restore_ros.metrics import psnr, ssim
 from weather_restore_ros.synth import synthesize
 from weather_restore_ros.synth.samples import sample_images
 
@@ -62,7 +68,8 @@ def test_eval_table_on_a_tiny_set(engine, samples, tmp_path):
     md, d = report.to_markdown(), report.to_dict()
     assert list(report.methods) == list(METHODS)
     header = next(line for line in md.splitlines() if line.startswith('| class'))
-    assert header.startswith('| class | n | input PSNR | input SSIM | dark_channel PSNR')
+    assert header.startswith('| class (Y video range) | n | input PSNR | input SSIM | '
+                             'dark_channel PSNR')
     assert header.endswith('model PSNR | model SSIM |')
 
     rows = table_rows(md)
@@ -141,3 +148,280 @@ def test_eval_cli_on_a_paired_folder(tiny_checkpoint, samples, tmp_path, capsys)
     d = json.loads((tmp_path / 'r2' / 'eval.json').read_text())
     assert d['meta']['samples'] == 2 and set(d['methods']) == {'input', 'model'}
     assert d['metric_space'] == 'rgb'
+
+
+# ----------------------------------------------------------------------------- Y conventions
+
+def test_y_conventions_on_a_hand_computed_pair():
+    """Green +20 on every pixel: full-range Y moves by 0.587 * 20, video-range Y by
+    128.553 / 255 * 20; PSNR = 20 log10(255 / |dY|) in both (the papers' video range reads
+    20 log10(255 / 219) = 1.32 dB higher)."""
+    clean = np.full((16, 16, 3), 100, np.uint8)
+    pred = clean.copy()
+    pred[..., 1] += 20
+    full = 20 * math.log10(255 / (0.587 * 20))              # 26.7379 dB
+    video = 20 * math.log10(255 / (128.553 / 255 * 20))     # 28.0605 dB
+    assert psnr(pred, clean, on='y_full') == pytest.approx(full, abs=1e-9)
+    assert psnr(pred, clean, on='y') == pytest.approx(video, abs=1e-9)
+    assert video - full == pytest.approx(20 * math.log10(255 / 219), abs=1e-9)
+    # the same as OpenCV's YCrCb Y (which rounds to bytes) on a random pair, to rounding
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    ya, yb = (cv2.cvtColor(x, cv2.COLOR_RGB2YCrCb)[..., 0].astype(float) for x in (a, b))
+    cv_psnr = 10 * math.log10(255 ** 2 / np.mean((ya - yb) ** 2))
+    assert psnr(a, b, on='y_full') == pytest.approx(cv_psnr, abs=0.05)
+    assert psnr(a, b, on='y') - psnr(a, b, on='y_full') == pytest.approx(1.3226, abs=1e-3)
+    assert ssim(a, b, on='y_full') != ssim(a, b, on='y')
+
+
+def fake_restore(outputs: dict, scores: dict | None = None):
+    """A restorer that returns the output (and class scores) prepared for each input."""
+    def restore(rgb):
+        key = rgb.tobytes()
+        label = (scores or {}).get(key, 'rain')
+        return outputs[key], {c: float(c == label) for c in
+                              ('clear', 'rain', 'snow', 'fog', 'raindrop')}
+    return restore
+
+
+CLASSES = ('clear', 'rain', 'snow', 'fog', 'raindrop')
+
+
+def noisy(img, sigma, seed):
+    n = np.random.default_rng(seed).normal(0, sigma, img.shape)
+    return np.clip(img.astype(float) + n, 0, 255).round().astype(np.uint8)
+
+
+def speckled(img, dots=20, colour=(255, 0, 255)):
+    """``img`` with isolated one-pixel dots of saturated colour, 6 px apart."""
+    out = img.copy()
+    h, w = img.shape[:2]
+    for k in range(dots):
+        out[3 + 6 * (k // 8) % (h - 3), 3 + 6 * (k % 8) % (w - 3)] = colour
+    return out
+
+
+@pytest.fixture(scope='module')
+def crafted():
+    """Four grey-gradient 48x64 frames with their rainy inputs and crafted model outputs:
+    'good' (the clean image), 'same' (the input), 'worse' (more noise: about -6 dB),
+    'slightly' (a little noise: above -0.5 dB) and 'speckle' (the input with magenta dots)."""
+    base = np.tile(np.linspace(40, 200, 64)[None, :, None], (48, 1, 3)).astype(np.uint8)
+    frames = {}
+    for i, name in enumerate(('good', 'same', 'worse', 'slightly', 'speckle')):
+        clean = np.ascontiguousarray(np.roll(base, 7 * i, axis=1))
+        degraded = noisy(clean, 8, i)
+        out = {'good': clean, 'same': degraded, 'worse': noisy(degraded, 14, 10 + i),
+               'slightly': noisy(degraded, 1.5, 20 + i), 'speckle': speckled(degraded)}[name]
+        frames[name] = (degraded, clean, out)
+    return frames
+
+
+def test_worst_cases_below_input_and_harm_on_crafted_outputs(crafted, tmp_path):
+    samples = [(n, d, c, 'rain') for n, (d, c, _) in crafted.items()]
+    restore = fake_restore({d.tobytes(): o for d, _, o in crafted.values()})
+    report = evaluate(samples, restore, CLASSES, worst=3, baselines=False)
+    delta = {r['name']: r['delta_psnr'] for r in report.images}
+    assert delta['same'] == 0 and delta['good'] > 5
+    assert delta['worse'] < -3 and -0.5 < delta['slightly'] < 0 and delta['speckle'] < -0.5
+    # worst first, by model - input, with their names
+    assert [r['name'] for r in report.worst()] == sorted(
+        delta, key=delta.get)[:3] == ['worse', 'speckle', 'slightly']
+    assert report.below_input() == {'rain': 2, 'all': 2}        # 'worse' and 'speckle'
+    # harm: the speckled output is counted, the clean/noisy ones are not
+    assert [r['name'] for r in report.harmed()] == ['speckle']
+    assert speckle_of(crafted['speckle'][0], crafted['speckle'][2]) > 5e-4
+    assert speckle_of(crafted['good'][0], crafted['good'][0].copy()) == 0
+    # the other Y convention, per image and in the table
+    rec = next(r for r in report.images if r['name'] == 'worse')
+    assert rec['psnr_y_full']['input'] == pytest.approx(rec['psnr']['input'] - 1.3226, abs=1e-3)
+
+    md = report.to_markdown()
+    assert 'Below the input: 2 of 5 images are more than 0.5 dB below their input' in md
+    assert '1 of 5 images harmed' in md
+    rows = [line for line in md.splitlines() if line.startswith('| worse |')
+            or line.startswith('| speckle |') or line.startswith('| slightly |')]
+    assert [r.split(' | ')[0][2:] for r in rows] == ['worse', 'speckle', 'slightly']
+    assert f'{delta["worse"]:+.2f}' in rows[0]
+    assert 'Cross-check: PSNR (dB) on Y channel (BT.601 full range' in md
+    d = json.loads(json.dumps(report.to_dict()))
+    assert [w['name'] for w in d['worst']] == ['worse', 'speckle', 'slightly']
+    assert d['harm']['harmed'] == 1 and d['below_input']['counts']['all'] == 2
+
+    paths = write_report(report, tmp_path)
+    worst = cv2.imread(str(paths['worst_sheet']))
+    harmed = cv2.imread(str(paths['harmed_sheet']))
+    # worst.png: 3 rows of input | model | ground truth (320 px tiles: 240 px high + padding)
+    assert worst.shape[1] > 3 * 320 and worst.shape[0] > 3 * 240
+    assert harmed.shape[0] < 2 * 240                                # only the speckled one
+
+
+def test_full_range_y_everywhere_when_asked(crafted):
+    samples = [(n, d, c, 'rain') for n, (d, c, _) in crafted.items()]
+    restore = fake_restore({d.tobytes(): o for d, _, o in crafted.values()})
+    report = evaluate(samples, restore, CLASSES, on='y_full', baselines=False)
+    md = report.to_markdown()
+    assert md.startswith('PSNR (dB) / SSIM on Y channel (BT.601 full range 0-255')
+    assert '| class (Y full range) |' in md and '| class (Y video range) |' in md  # cross-check
+    rec = next(r for r in report.images if r['name'] == 'same')
+    d, c, _ = crafted['same']
+    assert rec['psnr']['input'] == pytest.approx(psnr(d, c, on='y_full'))
+    assert rec['psnr_y']['input'] == pytest.approx(psnr(d, c, on='y'))
+
+
+def test_real_photo_recall_harm_and_suite(crafted, tmp_path):
+    """Four real-rain photos called rain, rain, fog, clear and two real-fog photos called fog and
+    rain: recall 0.5 and 0.5, balanced accuracy 0.5; the speckled photo is the one harmed."""
+    photos = [(f'r{i}.jpg', crafted[n][0], 'rain') for i, n in
+              enumerate(('good', 'same', 'worse', 'speckle'))]
+    fog = [('f0.jpg', crafted['slightly'][0], 'fog'), ('f1.jpg', crafted['good'][1], 'fog')]
+    outputs = {p.tobytes(): p for _, p, _ in photos + fog}
+    outputs[crafted['speckle'][0].tobytes()] = crafted['speckle'][2]
+    calls = dict(zip([p.tobytes() for _, p, _ in photos + fog],
+                     ['rain', 'rain', 'fog', 'clear', 'fog', 'rain']))
+    rain_rep = evaluate_photos(photos, fake_restore(outputs, calls), CLASSES, worst=2)
+    fog_rep = evaluate_photos(fog, fake_restore(outputs, calls), CLASSES)
+    assert rain_rep.confusion.recall()['rain'] == 0.5
+    assert [r['name'] for r in rain_rep.harmed()] == ['r3.jpg'] and not fog_rep.harmed()
+    assert rain_rep.images[0]['change_psnr'] == 100.0               # unchanged photo: the cap
+    md = rain_rep.to_markdown()
+    assert '| rain | 1 | 2 | 0 | 1 | 0 | 4 | 0.500 |' in md          # the confusion row
+    assert '1 of 4 images harmed' in md
+
+    suite = SuiteReport([('real-rain', rain_rep), ('real-fog', fog_rep)], CLASSES)
+    cm = suite.photo_confusion()
+    assert cm.recall()['rain'] == 0.5 and cm.recall()['fog'] == 0.5
+    smd = suite.to_markdown()
+    assert 'Balanced accuracy over the classes tested (rain, fog): 0.500' in smd
+    assert '| real-rain | 4 | 1 | r3.jpg ' in smd
+    d = suite.to_dict()
+    assert d['real_photo_classification']['balanced_accuracy'] == 0.5
+    assert d['real_photo_classification']['classes_tested'] == ['rain', 'fog']
+
+    paths = write_photo_report(rain_rep, tmp_path)
+    sheet = cv2.imread(str(paths['worst_sheet']))            # 2 rows: input | model
+    assert sheet.shape[1] < 3 * 320 and sheet.shape[0] > 2 * 240
+    assert json.loads(paths['json'].read_text())['harm']['worst'] == ['r3.jpg']
+
+
+def _write(path, rgb):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def test_eval_suite_cli_on_the_public_layouts(tiny_checkpoint, samples, tmp_path, capsys):
+    """``eval --suite ROOT`` finds Rain100L (input/ + gt/), Rain100H (PReNet's rainy/ +
+    norain-NNN.png), real rain and real fog photos, and writes one combined report."""
+    root = tmp_path / 'data'
+    rain = [s for s in samples if s[3] == 'rain']
+    for i, (_, degraded, clean, _) in enumerate(rain):
+        _write(root / 'rain100l_test' / 'input' / f'{i + 1:03d}.png', degraded)
+        _write(root / 'rain100l_test' / 'gt' / f'{i + 1:03d}.png', clean)
+        _write(root / 'Rain100H' / 'rainy' / f'rain-{i + 1:03d}.png', degraded)
+        _write(root / 'Rain100H' / f'norain-{i + 1:03d}.png', clean)
+    _write(root / 'real_photos' / 'real_rain' / 'a.png', rain[0][1])
+    _write(root / 'real_photos' / 'dawn_fog' / 'foggy-001.png', samples[2][1])
+    out = tmp_path / 'report'
+    rc = main(['eval', '--suite', str(root), '--checkpoint', str(tiny_checkpoint), '-o', str(out),
+               '--device', 'cpu', '--worst', '1'])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    d = json.loads((out / 'suite.json').read_text())
+    assert list(d['sets']) == ['rain100l', 'rain100h', 'real-rain', 'real-fog']
+    assert d['meta']['sets']['rain100h'] == {'root': str(root / 'Rain100H'), 'samples': 2}
+    assert d['meta']['harm_guard'] in (False, None)              # the raw model by default
+    assert d['meta']['metric_space'] == 'y'
+    # the same images in two layouts give the same numbers
+    assert d['sets']['rain100l']['methods'] == d['sets']['rain100h']['methods']
+    assert d['sets']['rain100l']['below_input']['n'] == 2
+    assert d['sets']['real-fog']['n'] == 1
+    cls = d['real_photo_classification']
+    assert cls['classes_tested'] == ['rain', 'fog'] and cls['total'] == 2
+    md = (out / 'suite.md').read_text()
+    assert md == printed.split('\n\nrain100l/markdown:')[0] + '\n'
+    assert '| set | n | input PSNR (Y video range) | model PSNR (Y video range) |' in md
+    assert 'Balanced accuracy over the classes tested (rain, fog)' in md
+    for name in ('rain100l', 'rain100h'):
+        assert cv2.imread(str(out / name / 'worst.png')) is not None
+        per = json.loads((out / name / 'eval.json').read_text())
+        assert len(per['per_image']) == 2 and len(per['worst']) == 1
+    for name in ('real-rain', 'real-fog'):
+        assert cv2.imread(str(out / name / 'worst.png')) is not None
+
+    # one set by name, the other Y convention, and a real-photo set on its own
+    rc = main(['eval', '--test-set', f'rain100l:{root / "rain100l_test"}', '--checkpoint',
+               str(tiny_checkpoint), '-o', str(tmp_path / 'r2'), '--device', 'cpu',
+               '--y', 'full', '--no-baselines'])
+    assert rc == 0
+    r2 = json.loads((tmp_path / 'r2' / 'eval.json').read_text())
+    assert r2['metric_space'] == 'y_full' and list(r2['cross_check']) == ['y']
+    assert r2['methods']['input']['all']['psnr'] == pytest.approx(
+        np.mean([psnr(dg, c, on='y_full') for _, dg, c, _ in rain]))
+    rc = main(['eval', '--test-set', f'real-fog:{root / "real_photos"}', '--checkpoint',
+               str(tiny_checkpoint), '-o', str(tmp_path / 'r3'), '--device', 'cpu'])
+    assert rc == 0
+    r3 = json.loads((tmp_path / 'r3' / 'eval.json').read_text())
+    assert r3['kind'] == 'photos'
+    assert r3['meta']['data'] == f'test_set: real-fog:{root / "real_photos"}'
+    capsys.readouterr()
+    # a set's own folder is not a suite (its input/ and gt/ are no set names)
+    assert main(['eval', '--suite', str(root / 'rain100l_test'), '--checkpoint',
+                 str(tiny_checkpoint), '-o', str(tmp_path / 'r4'), '--device', 'cpu']) == 2
+    assert 'no known test set' in capsys.readouterr().err
+
+
+def test_harm_guard_off_by_default_whichever_engine(tiny_checkpoint, monkeypatch):
+    """Evaluation measures the raw model: an engine that takes ``harm_guard`` gets False unless
+    --harm-guard; one without a guard is used as it is, and --harm-guard is then an error."""
+    import weather_restore_ros.engine as engine_mod
+    from weather_restore_ros.commands.evaluate import load_engine
+    from weather_restore_ros.engine import EngineError
+
+    base = engine_mod.RestorationEngine
+    if 'harm_guard' not in __import__('inspect').signature(base.__init__).parameters:
+        engine, state = load_engine(str(tiny_checkpoint), 'cpu')
+        assert state is (False if hasattr(engine, 'harm_guard') else None)
+        if not hasattr(engine, 'harm_guard'):
+            with pytest.raises(EngineError, match='no harm guard'):
+                load_engine(str(tiny_checkpoint), 'cpu', harm_guard=True)
+
+    class Guarded(base):
+        def __init__(self, *args, harm_guard: bool = True, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.harm_guard = harm_guard
+
+    monkeypatch.setattr(engine_mod, 'RestorationEngine', Guarded)
+    assert load_engine(str(tiny_checkpoint), 'cpu')[1] is False
+    engine, state = load_engine(str(tiny_checkpoint), 'cpu', harm_guard=True)
+    assert state is True and engine.harm_guard is True
+
+
+def test_help_names_every_known_set():
+    from weather_restore_ros.commands.evaluate import SET_NAMES
+    from weather_restore_ros.data import REAL_PHOTO_SETS, TEST_SETS
+    assert re.findall(r'[a-z0-9-]+(?=[,;]|$)', SET_NAMES) == [*TEST_SETS, *REAL_PHOTO_SETS]
+
+
+SHARED = Path('/work/shared/data')
+
+
+@pytest.mark.skipif(not (SHARED / 'rain100l_test').is_dir(), reason='no shared public data')
+def test_public_sets_when_present():
+    """On the shared public data (read in place, never copied): every set is found, and the
+    degraded Rain100L/H inputs measure what the data's README says on full-range Y (25.58 /
+    12.23 dB) and 1.32 dB more on the papers' video-range Y."""
+    from weather_restore_ros.data import find_test_sets
+    from weather_restore_ros.metrics import to_uint8
+    sets = {s.name: s for s in find_test_sets(SHARED)}
+    assert {k: len(v) for k, v in sets.items()} == {'rain100l': 100, 'rain100h': 100,
+                                                    'real-rain': 98, 'real-fog': 200}
+    for name, full in (('rain100l', 25.58), ('rain100h', 12.23)):
+        vals = {'y_full': [], 'y': []}
+        for i in range(len(sets[name])):
+            s = sets[name][i]
+            a, b = (to_uint8(s[k].permute(1, 2, 0).numpy()) for k in ('input', 'target'))
+            for sp in vals:
+                vals[sp].append(psnr(a, b, on=sp))
+        assert np.mean(vals['y_full']) == pytest.approx(full, abs=0.005)
+        assert np.mean(vals['y']) == pytest.approx(full + 1.32, abs=0.01)

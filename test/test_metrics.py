@@ -70,7 +70,7 @@ def test_metric_input_checks_and_tensors():
         psnr(a, b, data_range=1.0)
     with pytest.raises(ValueError, match='11x11'):
         ssim(a[:10], b[:10])
-    with pytest.raises(ValueError, match="'y' or 'rgb'"):
+    with pytest.raises(ValueError, match="'y_full' or 'rgb'"):
         psnr(a, b, on='lab')
     ta = torch.from_numpy(a).permute(2, 0, 1).float() / 255
     tb = torch.from_numpy(b).permute(2, 0, 1).float() / 255

@@ -3,19 +3,38 @@
 Every number gets a reference in the same table: the degraded input itself and two classical
 methods (dark-channel-prior dehazing, median/guided-filter deraining), computed on the same
 frames. Metrics are on the Y channel of BT.601 YCbCr by default, as the all-weather papers
-(TransWeather, WeatherDiffusion) report them; ``on='rgb'`` is available.
+(TransWeather, WeatherDiffusion) report them: video range (16-235, MATLAB's ``rgb2ycbcr``);
+``on='y_full'`` is OpenCV's full-range Y (1.32 dB lower PSNR on the same images), ``on='rgb'``
+RGB. PSNR on the other Y convention is reported beside as a cross-check.
+
+Per image, for the worst cases a mean hides: model - input PSNR (the worst images by name, and
+how many are more than ``margin`` dB below their input), and the do-no-harm speckle measure of
+:mod:`weather_restore_ros.harm` (output against input: how many frames are harmed).
+:func:`evaluate_photos` does the same for real photos without ground truth (harm, weather
+classification), and :class:`SuiteReport` joins several sets into one report.
 """
 from __future__ import annotations
 
+import heapq
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
+import torch
 
 from .baselines import BASELINES
-from .metrics import ConfusionMatrix, MetricTable, psnr, ssim
+from .harm import HARM_FRACTION, speckle_fraction
+from .metrics import METRIC_SPACES, ConfusionMatrix, MetricTable, psnr, ssim
+
+#: The other Y convention, reported beside the main one as a cross-check.
+OTHER_Y = {'y': 'y_full', 'y_full': 'y'}
+#: A frame is counted "below its input" when model - input PSNR is below minus this (dB).
+BELOW_INPUT_MARGIN = 0.5
+#: How many worst images are listed and shown in the worst-case sheets.
+WORST_N = 8
 
 
 @dataclass
@@ -26,19 +45,72 @@ class EvalReport:
     samples: list[tuple[str, list[np.ndarray], list[str]]]  # for the PNG sheet
     clear_psnr: float | None = None       # model output vs. an already clean input
     clear_count: int = 0
+    #: one record per frame: name, weather, predicted, speckle, harmed; weather frames also
+    #: psnr/ssim per method, delta_psnr (model - input), psnr_<space> {input, model} for each
+    #: cross-check space
+    images: list[dict] = field(default_factory=list)
+    cross_check: tuple[str, ...] = ()
+    #: the worst frames by model - input PSNR, and the harmed frames with most speckle, with
+    #: their images (input | model | clean) for the sheets, worst first
+    worst_sheet: list[tuple[str, list[np.ndarray], list[str]]] = field(default_factory=list)
+    harmed_sheet: list[tuple[str, list[np.ndarray], list[str]]] = field(default_factory=list)
+    worst_n: int = WORST_N
+    margin: float = BELOW_INPUT_MARGIN
+    harm_fraction: float = HARM_FRACTION
+
+    def weather_images(self) -> list[dict]:
+        return [r for r in self.images if r['weather'] != 'clear']
+
+    def worst(self, n: int | None = None) -> list[dict]:
+        """The ``n`` weather frames where model - input PSNR is lowest, worst first."""
+        n = self.worst_n if n is None else n
+        return sorted(self.weather_images(), key=lambda r: (r['delta_psnr'], r['name']))[:n]
+
+    def below_input(self, margin: float | None = None) -> dict[str, int]:
+        """Per weather class and ``'all'``: frames more than ``margin`` dB below their input."""
+        margin = self.margin if margin is None else margin
+        out: dict[str, int] = {}
+        for r in self.weather_images():
+            out[r['weather']] = out.get(r['weather'], 0) + int(r['delta_psnr'] < -margin)
+        out[MetricTable.ALL] = sum(out.values())
+        return out
+
+    def harmed(self) -> list[dict]:
+        """The harmed frames (clear ones too), most speckle first."""
+        return _harmed(self.images)
+
+    def cross_means(self, space: str) -> dict[str, dict[str, float | None]]:
+        """{each class, 'all': {'input': mean PSNR, 'model': mean PSNR}} on ``space``."""
+        groups: dict[str, list[dict]] = {}
+        for r in self.weather_images():
+            groups.setdefault(r['weather'], []).append(r)
+        groups[MetricTable.ALL] = self.weather_images()
+        key = f'psnr_{space}'
+        return {g: {m: (float(np.mean([r[key][m] for r in rs])) if rs else None)
+                    for m in ('input', 'model')} for g, rs in groups.items()}
 
     def to_dict(self) -> dict:
         return {
             'metric_space': self.on,
+            'metric_space_name': METRIC_SPACES[self.on],
             'methods': {m: t.to_dict() for m, t in self.methods.items()},
+            'cross_check': {sp: {'metric_space_name': METRIC_SPACES[sp],
+                                 'psnr': self.cross_means(sp)} for sp in self.cross_check},
             'weather_classification': self.confusion.to_dict(),
             'clear_frames': {'n': self.clear_count, 'model_psnr': self.clear_psnr},
+            'below_input': {'margin_db': self.margin, 'n': len(self.weather_images()),
+                            'counts': self.below_input()},
+            'harm': {'fraction': self.harm_fraction, 'n': len(self.images),
+                     'harmed': len(self.harmed()),
+                     'worst': [r['name'] for r in self.harmed()[:self.worst_n]]},
+            'worst': [{'name': r['name'], 'delta_psnr': r['delta_psnr']} for r in self.worst()],
+            'per_image': self.images,
         }
 
     def to_markdown(self) -> str:
-        space = 'Y channel (BT.601)' if self.on == 'y' else 'RGB'
-        lines = [f'PSNR (dB) / SSIM on {space}, per weather class.', '']
-        header = '| class | n | ' + ' | '.join(f'{m} PSNR | {m} SSIM' for m in self.methods) + ' |'
+        lines = [f'PSNR (dB) / SSIM on {METRIC_SPACES[self.on]}, per weather class.', '']
+        header = f'| class ({short_space(self.on)}) | n | ' + \
+            ' | '.join(f'{m} PSNR | {m} SSIM' for m in self.methods) + ' |'
         lines += [header, '|---|---:|' + '---:|---:|' * len(self.methods)]
         first = next(iter(self.methods.values()))
         for name, n, _ in first.rows():
@@ -51,17 +123,53 @@ class EvalReport:
         if self.clear_count:
             lines += ['', f'Clear frames ({self.clear_count}): the model changes them by '
                           f'{self.clear_psnr:.2f} dB PSNR (higher = less alteration).']
+        lines += self._cross_check_markdown() + self._worst_markdown()
+        if self.images:
+            lines += _harm_lines(self.images, self.harm_fraction, self.worst_n)
         lines += ['', f'Weather classification: accuracy {_fmt(self.confusion.accuracy(), 3)} '
                       f'(chance {1 / len(self.confusion.class_names):.3f}), balanced accuracy '
                       f'{_fmt(self.confusion.balanced_accuracy(), 3)}', '',
                   self.confusion.to_markdown()]
         return '\n'.join(lines)
 
+    def _cross_check_markdown(self) -> list[str]:
+        if not self.weather_images():
+            return []
+        lines = []
+        for sp in self.cross_check:
+            lines += ['', f'Cross-check: PSNR (dB) on {METRIC_SPACES[sp]}.', '',
+                      f'| class ({short_space(sp)}) | input PSNR | model PSNR |',
+                      '|---|---:|---:|']
+            for g, v in self.cross_means(sp).items():
+                label = f'**{g}**' if g == MetricTable.ALL else g
+                lines.append(f'| {label} | {_fmt(v["input"], 2)} | {_fmt(v["model"], 2)} |')
+        return lines
+
+    def _worst_markdown(self) -> list[str]:
+        rows = self.worst()
+        if not rows:
+            return []
+        below = self.below_input()
+        per_class = ', '.join(f'{w} {c}' for w, c in below.items() if w != MetricTable.ALL)
+        lines = ['', f'Below the input: {below[MetricTable.ALL]} of {len(self.weather_images())} '
+                     f'images are more than {self.margin:g} dB below their input (model - input '
+                     f'PSNR on {short_space(self.on)}; {per_class}).', '',
+                 f'Worst {len(rows)} by model - input PSNR ({short_space(self.on)}):', '',
+                 '| image | weather | input PSNR | model PSNR | model - input | speckle % | '
+                 'predicted |', '|---|---|---:|---:|---:|---:|---|']
+        for r in rows:
+            lines.append(f'| {r["name"]} | {r["weather"]} | {r["psnr"]["input"]:.2f} | '
+                         f'{r["psnr"]["model"]:.2f} | {r["delta_psnr"]:+.2f} | '
+                         f'{100 * r["speckle"]:.3f} | {r["predicted"]} |')
+        return lines
+
 
 def evaluate(samples: Iterable[tuple[str, np.ndarray, np.ndarray, str]],
              restore: Callable[[np.ndarray], tuple[np.ndarray, dict[str, float]]],
              class_names: tuple[str, ...], on: str = 'y', baselines: bool = True,
-             sheet_samples: int = 6) -> EvalReport:
+             sheet_samples: int = 6, worst: int = WORST_N,
+             cross_check: Sequence[str] | None = None,
+             margin: float = BELOW_INPUT_MARGIN) -> EvalReport:
     """Score ``restore`` (RGB uint8 -> (restored RGB uint8, class scores)) on
     ``(name, degraded, clean, weather)`` samples.
 
@@ -70,7 +178,19 @@ def evaluate(samples: Iterable[tuple[str, np.ndarray, np.ndarray, str]],
     'clear' frames (input == target) only into ``clear_psnr`` (how much the model alters a clean
     frame). Every frame counts for the weather-classification confusion matrix (arg-max of
     the scores). ``sheet_samples`` frames, spread over the classes, are kept for the PNG sheet.
+
+    Per frame (``report.images``): model - input PSNR, input and model PSNR on every
+    ``cross_check`` space (default: the other Y convention), and the speckle fraction of the
+    model's output against its input (:func:`~weather_restore_ros.harm.speckle_fraction`;
+    harmed above :data:`~weather_restore_ros.harm.HARM_FRACTION`). The ``worst`` frames by
+    model - input PSNR, and the ``worst`` harmed frames with most speckle, keep their images for
+    the worst-case sheets; ``margin``: "below the input" means by more than this (dB).
     """
+    if cross_check is None:
+        cross_check = (OTHER_Y[on],) if on in OTHER_Y else ()
+    worst_rows = _Worst(worst)      # key: -(model - input PSNR)
+    harmed_rows = _Worst(worst)     # key: speckle fraction, harmed frames only
+    records: list[dict] = []
     methods = ['input', 'dark_channel', 'median_guided'] if baselines else ['input']
     tables = {m: MetricTable(['psnr', 'ssim']) for m in methods + ['model']}
     confusion = ConfusionMatrix(class_names)
@@ -81,15 +201,33 @@ def evaluate(samples: Iterable[tuple[str, np.ndarray, np.ndarray, str]],
         restored, scores = restore(degraded)
         predicted = max(scores, key=scores.get)
         confusion.update(predicted, weather)
+        speckle = speckle_of(degraded, restored)
+        rec = {'name': name, 'weather': weather, 'predicted': predicted, 'speckle': speckle,
+               'harmed': speckle > HARM_FRACTION}
+        records.append(rec)
+        if rec['harmed']:
+            harmed_rows.push(speckle, name, lambda: _sheet_row(
+                name, weather, predicted, f'speckle {100 * speckle:.2f} %',
+                degraded, restored, clean))
         if weather == 'clear':
             # Input == target: PSNR is unbounded for the input, so clear frames are scored
             # apart, as how much the model alters an already clean image.
             clear_psnr.append(psnr(restored, clean, on=on))
+            rec['psnr'] = {'model': clear_psnr[-1]}
             continue
         outputs = {m: BASELINES[m](degraded) for m in methods}
         outputs['model'] = restored
+        rec['psnr'], rec['ssim'] = {}, {}
         for m, img in outputs.items():
-            tables[m].add(weather, psnr=psnr(img, clean, on=on), ssim=ssim(img, clean, on=on))
+            rec['psnr'][m], rec['ssim'][m] = psnr(img, clean, on=on), ssim(img, clean, on=on)
+            tables[m].add(weather, psnr=rec['psnr'][m], ssim=rec['ssim'][m])
+        delta = rec['delta_psnr'] = rec['psnr']['model'] - rec['psnr']['input']
+        for sp in cross_check:
+            rec[f'psnr_{sp}'] = {'input': psnr(degraded, clean, on=sp),
+                                 'model': psnr(restored, clean, on=sp)}
+        worst_rows.push(-delta, name, lambda: _sheet_row(
+            name, weather, predicted, f'{rec["psnr"]["model"]:.2f} dB ({delta:+.2f} vs input)',
+            degraded, restored, clean))
         if per_class_shown.get(weather, 0) < max(1, sheet_samples // len(class_names)) and \
                 len(sheet) < sheet_samples:
             per_class_shown[weather] = per_class_shown.get(weather, 0) + 1
@@ -98,13 +236,329 @@ def evaluate(samples: Iterable[tuple[str, np.ndarray, np.ndarray, str]],
                           [f'{weather}: input'] + methods[1:] + [f'model ({predicted})', 'clean']))
     return EvalReport(methods=tables, confusion=confusion, on=on, samples=sheet,
                       clear_psnr=float(np.mean(clear_psnr)) if clear_psnr else None,
-                      clear_count=len(clear_psnr))
+                      clear_count=len(clear_psnr), images=records, cross_check=tuple(cross_check),
+                      worst_sheet=worst_rows.rows(), harmed_sheet=harmed_rows.rows(),
+                      worst_n=worst, margin=margin)
+
+
+def speckle_of(inp: np.ndarray, out: np.ndarray) -> float:
+    """:func:`~weather_restore_ros.harm.speckle_fraction` of one HxWx3 uint8 output."""
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
+    return float(speckle_fraction(t(inp), t(out))[0])
+
+
+class _Worst:
+    """The ``n`` items with the largest key (ties: the first name alphabetically); their sheet
+    rows are built only when kept."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._heap: list = []   # min-heap of ((key, name), count, row): the root drops first
+        self._count = 0
+
+    def push(self, key: float, name: str, make_row: Callable[[], tuple]) -> None:
+        if self.n <= 0:
+            return
+        item = (key, _Reversed(name))
+        self._count += 1
+        if len(self._heap) < self.n:
+            heapq.heappush(self._heap, (item, self._count, make_row()))
+        elif item > self._heap[0][0]:
+            heapq.heapreplace(self._heap, (item, self._count, make_row()))
+
+    def rows(self) -> list:
+        return [e[2] for e in sorted(self._heap, key=lambda e: e[:2], reverse=True)]
+
+
+class _Reversed(str):
+    """A string that sorts in reverse order."""
+
+    def __lt__(self, other):
+        return str.__gt__(self, other)
+
+    def __gt__(self, other):
+        return str.__lt__(self, other)
+
+
+def _sheet_row(name, weather, predicted, what, inp, out, clean=None):
+    imgs = [inp, out] + ([] if clean is None else [clean])
+    labels = [f'{name} ({weather}): input', f'model ({predicted}): {what}']
+    if clean is not None:
+        labels.append('ground truth')
+    return name, [np.array(i, copy=True) for i in imgs], labels
+
+
+def short_space(on: str) -> str:
+    """A metric space's short name for table headers: 'Y video range', 'Y full range', 'RGB'."""
+    return {'y': 'Y video range', 'y_full': 'Y full range', 'rgb': 'RGB'}[on]
+
+
+def _harmed(images: list[dict]) -> list[dict]:
+    return sorted((r for r in images if r['harmed']), key=lambda r: (-r['speckle'], r['name']))
+
+
+def _harm_lines(images: list[dict], fraction: float, n: int) -> list[str]:
+    harmed = _harmed(images)
+    lines = ['', f'Do-no-harm (harm.py speckle: new isolated colour in the model\'s output that '
+                 f'its input had not): {len(harmed)} of {len(images)} images harmed (speckle on '
+                 f'more than {100 * fraction:g} % of the pixels).']
+    top = [r for r in sorted(images, key=lambda r: (-r['speckle'], r['name']))[:n]
+           if r['speckle'] > 0]
+    if top:
+        lines += ['', 'Most speckle: ' + ', '.join(
+            f'{r["name"]} {100 * r["speckle"]:.3f} %' for r in top) + '.']
+    return lines
+
+
+# ----------------------------------------------------------------------------- real photos
+
+@dataclass
+class PhotoReport:
+    """Real photos without ground truth: do-no-harm and weather classification."""
+    confusion: ConfusionMatrix
+    images: list[dict]      # name, weather, predicted, speckle, harmed, change_psnr
+    on: str = 'y'
+    worst_sheet: list[tuple[str, list[np.ndarray], list[str]]] = field(default_factory=list)
+    worst_n: int = WORST_N
+    harm_fraction: float = HARM_FRACTION
+
+    def harmed(self) -> list[dict]:
+        """The harmed photos, most speckle first."""
+        return _harmed(self.images)
+
+    def weathers(self) -> list[str]:
+        """The weathers of the photos (their folders'), in first-seen order."""
+        return list(dict.fromkeys(r['weather'] for r in self.images))
+
+    def most_speckle(self) -> dict | None:
+        return min(self.images, key=lambda r: (-r['speckle'], r['name']), default=None)
+
+    def median_change(self) -> float:
+        """Median PSNR of the output against its photo (how much the model changes a photo)."""
+        return float(np.median([r['change_psnr'] for r in self.images])) if self.images \
+            else math.nan
+
+    def to_dict(self) -> dict:
+        return {
+            'kind': 'photos', 'n': len(self.images),
+            'harm': {'fraction': self.harm_fraction, 'harmed': len(self.harmed()),
+                     'worst': [r['name'] for r in self.harmed()[:self.worst_n]]},
+            'weather_classification': self.confusion.to_dict(),
+            'change': {'metric_space': self.on, 'median_psnr': _finite(self.median_change())},
+            'per_image': self.images,
+        }
+
+    def to_markdown(self) -> str:
+        rec = self.confusion.recall()
+        lines = [f'Real photos without ground truth: {len(self.images)} images '
+                 f'({", ".join(self.weathers())}).']
+        lines += _harm_lines(self.images, self.harm_fraction, self.worst_n)
+        if self.images:
+            low = min(self.images, key=lambda r: r['change_psnr'])
+            lines += ['', f'How much the model changes a photo: PSNR of its output against the '
+                          f'photo on {short_space(self.on)}, median {self.median_change():.2f} '
+                          f'dB (most changed: {low["name"]}, {low["change_psnr"]:.2f} dB).']
+        lines += ['', "Weather classification (rows: the folder's weather):", '',
+                  confusion_rows(self.confusion, self.weathers()), '',
+                  'Recall: ' + ', '.join(f'{w} {_fmt(rec[w], 3)}' for w in self.weathers())]
+        return '\n'.join(lines)
+
+
+def evaluate_photos(samples: Iterable[tuple[str, np.ndarray, str]],
+                    restore: Callable[[np.ndarray], tuple[np.ndarray, dict[str, float]]],
+                    class_names: tuple[str, ...], worst: int = WORST_N,
+                    on: str = 'y') -> PhotoReport:
+    """Score ``restore`` on real ``(name, photo, weather)`` samples without ground truth: the
+    speckle measure of each output against its photo (harmed count; the ``worst`` most speckled
+    keep their images for the sheet), how much the output differs from the photo (PSNR on
+    ``on``) and the weather classification against the folder's weather."""
+    confusion = ConfusionMatrix(class_names)
+    records = []
+    rows = _Worst(worst)
+    for name, photo, weather in samples:
+        restored, scores = restore(photo)
+        predicted = max(scores, key=scores.get)
+        confusion.update(predicted, weather)
+        sp = speckle_of(photo, restored)
+        records.append({'name': name, 'weather': weather, 'predicted': predicted,
+                        'speckle': sp, 'harmed': sp > HARM_FRACTION,
+                        'change_psnr': psnr(restored, photo, on=on)})
+        rows.push(sp, name, lambda: _sheet_row(name, weather, predicted,
+                                               f'speckle {100 * sp:.3f} %', photo, restored))
+    return PhotoReport(confusion=confusion, images=records, on=on, worst_sheet=rows.rows(),
+                       worst_n=worst)
+
+
+def confusion_rows(cm: ConfusionMatrix, rows: Sequence[str]) -> str:
+    """The confusion matrix's rows for the classes ``rows`` only (those tested), with recall."""
+    rec = cm.recall()
+    lines = ['| true \\ pred | ' + ' | '.join(cm.class_names) + ' | n | recall |',
+             '|---|' + '---:|' * (len(cm.class_names) + 2)]
+    for w in rows:
+        i = cm.class_names.index(w)
+        lines.append(f'| {w} | ' + ' | '.join(str(int(v)) for v in cm.matrix[i]) +
+                     f' | {int(cm.matrix[i].sum())} | {_fmt(rec[w], 3)} |')
+    return '\n'.join(lines)
+
+
+def write_photo_report(report: PhotoReport, out_dir: str | Path,
+                       meta: dict | None = None) -> dict[str, Path]:
+    """``eval.md``, ``eval.json`` and ``worst.png`` (input | model, most speckle first)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {'markdown': out / 'eval.md', 'json': out / 'eval.json'}
+    paths['markdown'].write_text(report.to_markdown() + '\n')
+    d = report.to_dict()
+    paths['json'].write_text(json.dumps({'meta': meta, **d} if meta else d, indent=2) + '\n')
+    if report.worst_sheet:
+        paths['worst_sheet'] = _write_sheet(report.worst_sheet, out / 'worst.png')
+    return paths
+
+
+def _write_sheet(rows, path: Path, tile_width: int = 320) -> Path:
+    import cv2
+
+    from .synth.contact_sheet import contact_sheet
+    sheet = contact_sheet([imgs for _, imgs, _ in rows], [labels for _, _, labels in rows],
+                          tile_width=tile_width)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
+
+
+# ----------------------------------------------------------------------------- suite
+
+@dataclass
+class SuiteReport:
+    """Several sets by name, each an :class:`EvalReport` (paired) or a :class:`PhotoReport`."""
+    sets: list[tuple[str, 'EvalReport | PhotoReport']]
+    class_names: tuple[str, ...]
+
+    def paired(self) -> list[tuple[str, EvalReport]]:
+        return [(n, r) for n, r in self.sets if isinstance(r, EvalReport)]
+
+    def photos(self) -> list[tuple[str, PhotoReport]]:
+        return [(n, r) for n, r in self.sets if isinstance(r, PhotoReport)]
+
+    def photo_confusion(self) -> ConfusionMatrix:
+        """The real-photo sets' confusion matrices added up."""
+        cm = ConfusionMatrix(self.class_names)
+        for _, r in self.photos():
+            cm.matrix += r.confusion.matrix
+        return cm
+
+    def photo_weathers(self) -> list[str]:
+        return list(dict.fromkeys(w for _, r in self.photos() for w in r.weathers()))
+
+    def to_dict(self) -> dict:
+        out: dict = {'sets': {}, 'real_photo_classification': None}
+        for name, r in self.sets:
+            out['sets'][name] = {k: v for k, v in r.to_dict().items() if k != 'per_image'}
+        cm = self.photo_confusion()
+        if cm.total:
+            out['real_photo_classification'] = {
+                **cm.to_dict(), 'classes_tested': self.photo_weathers(),
+                'balanced_accuracy': _finite(cm.balanced_accuracy())}
+        return out
+
+    def to_markdown(self) -> str:
+        lines = ['# Evaluation suite']
+        paired = self.paired()
+        if paired:
+            lines += self._paired_markdown(paired)
+        if self.photos():
+            lines += self._photos_markdown()
+        return '\n'.join(lines)
+
+    def _paired_markdown(self, paired) -> list[str]:
+        spaces = list(dict.fromkeys(r.on for _, r in paired))
+        sp = short_space(spaces[0]) if len(spaces) == 1 else 'see each set'
+        margin = paired[0][1].margin
+        lines = ['', '## Paired sets', '',
+                 'PSNR (dB) / SSIM on ' + '; '.join(METRIC_SPACES[s] for s in spaces) +
+                 '. Mean over the images of each set.', '',
+                 f'| set | n | input PSNR ({sp}) | model PSNR ({sp}) | model - input | '
+                 f'input SSIM | model SSIM | dark_channel PSNR | median_guided PSNR | '
+                 f'below input by > {margin:g} dB | harmed | weather recall |',
+                 '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|']
+        for name, r in paired:
+            a = {m: t.overall() for m, t in r.methods.items()}
+            rec = r.confusion.recall()
+            weathers = list(dict.fromkeys(x['weather'] for x in r.weather_images()))
+
+            def cell(m, k, d):
+                return _fmt(a[m][k], d) if m in a else '-'
+            lines.append(
+                f'| {name} | {len(r.weather_images())} | {cell("input", "psnr", 2)} | '
+                f'{cell("model", "psnr", 2)} | {_fmt(a["model"]["psnr"] - a["input"]["psnr"], 2)} '
+                f'| {cell("input", "ssim", 4)} | {cell("model", "ssim", 4)} | '
+                f'{cell("dark_channel", "psnr", 2)} | {cell("median_guided", "psnr", 2)} | '
+                f'{r.below_input()[MetricTable.ALL]} | {len(r.harmed())} | '
+                + (', '.join(f'{w} {_fmt(rec[w], 3)}' for w in weathers) or '-') + ' |')
+        cross = [(n, r, c) for n, r in paired for c in r.cross_check]
+        if cross:
+            lines += ['', 'Cross-check, the same images on the other Y convention:', '',
+                      '| set | Y | input PSNR | model PSNR |', '|---|---|---:|---:|']
+            for name, r, c in cross:
+                v = r.cross_means(c)[MetricTable.ALL]
+                lines.append(f'| {name} | {short_space(c)} | {_fmt(v["input"], 2)} | '
+                             f'{_fmt(v["model"], 2)} |')
+        for name, r in paired:
+            worst = r.worst()
+            if worst:
+                lines += ['', f'{name}: worst {len(worst)} by model - input PSNR: ' + ', '.join(
+                    f'{w["name"]} {w["delta_psnr"]:+.2f} dB' for w in worst) +
+                    f' (sheet: {name}/worst.png).']
+        return lines
+
+    def _photos_markdown(self) -> list[str]:
+        lines = ['', '## Real photos (no ground truth)', '',
+                 '| set | n | harmed | most speckle | output vs photo PSNR, median | '
+                 'recall of its weather |', '|---|---:|---:|---|---:|---|']
+        for name, r in self.photos():
+            rec = r.confusion.recall()
+            top = r.most_speckle()
+            most = '-' if top is None else f'{top["name"]} {100 * top["speckle"]:.3f} %'
+            lines.append(f'| {name} | {len(r.images)} | {len(r.harmed())} | {most} | '
+                         f'{_fmt(r.median_change(), 2)} | ' +
+                         ', '.join(f'{w} {_fmt(rec[w], 3)}' for w in r.weathers()) + ' |')
+        cm = self.photo_confusion()
+        tested = self.photo_weathers()
+        lines += ['', "Weather classification on the real photos (rows: the folder's weather; "
+                      "sheets of the most speckled outputs: <set>/worst.png):", '',
+                  confusion_rows(cm, tested), '',
+                  f'Balanced accuracy over the classes tested ({", ".join(tested)}): '
+                  f'{_fmt(cm.balanced_accuracy(), 3)}']
+        return lines
+
+
+def write_suite_report(suite: SuiteReport, out_dir: str | Path,
+                       meta: dict | None = None) -> dict[str, Path]:
+    """Each set's report in ``out_dir/<set>/``, and ``suite.md`` + ``suite.json`` beside."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, r in suite.sets:
+        writer = write_report if isinstance(r, EvalReport) else write_photo_report
+        for k, v in writer(r, out / name).items():
+            paths[f'{name}/{k}'] = v
+    paths['markdown'], paths['json'] = out / 'suite.md', out / 'suite.json'
+    paths['markdown'].write_text(suite.to_markdown() + '\n')
+    d = suite.to_dict()
+    paths['json'].write_text(json.dumps({'meta': meta, **d} if meta else d, indent=2) + '\n')
+    return paths
+
+
+def _finite(v):
+    return None if v is None or not math.isfinite(v) else float(v)
 
 
 def write_report(report: EvalReport, out_dir: str | Path,
                  meta: dict | None = None) -> dict[str, Path]:
     """``eval.md``, ``eval.json`` and ``samples.png`` (input | baselines | model | clean; only
-    when there are weather frames). ``meta`` (checkpoint, data set...) goes into the JSON."""
+    when there are weather frames), ``worst.png`` (input | model | clean of the worst frames by
+    model - input PSNR, worst first) and, when a frame is harmed, ``harmed.png`` (the most
+    speckled). ``meta`` (checkpoint, data set...) goes into the JSON."""
     import cv2
 
     from .synth.contact_sheet import contact_sheet
@@ -122,6 +576,10 @@ def write_report(report: EvalReport, out_dir: str | Path,
         cv2.imwrite(str(paths['sheet']), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     else:
         del paths['sheet']
+    if report.worst_sheet:
+        paths['worst_sheet'] = _write_sheet(report.worst_sheet, out / 'worst.png')
+    if report.harmed_sheet:
+        paths['harmed_sheet'] = _write_sheet(report.harmed_sheet, out / 'harmed.png')
     return paths
 
 

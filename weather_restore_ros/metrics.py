@@ -10,6 +10,14 @@ OpenCV's full-range JPEG conversion instead, which differs slightly from BT.601 
 Numbers on Y are typically 1-2 dB higher than on RGB for the same images; say which one a table
 uses.
 
+``on='y_full'`` is the other Y convention: BT.601 *full* range, ``Y = 0.299 R + 0.587 G + 0.114 B``
+(0..255, no offset), what OpenCV's ``cv2.COLOR_RGB2YCrCb``/``COLOR_BGR2YCrCb`` computes (OpenCV
+also rounds Y to a byte; this does not, as ``'y'`` does not). Since video-range Y spans only
+219/255 of the scale, the same images read ``20 log10(255/219)`` = 1.32 dB higher on ``'y'``
+than on ``'y_full'`` (exactly, for PSNR; SSIM differs slightly through its constants). The
+degraded Rain100L/Rain100H test inputs measure 26.90/13.55 dB on ``'y'`` and 25.58/12.23 dB on
+``'y_full'``. :data:`METRIC_SPACES` names each convention for table headers.
+
 SSIM is Wang et al. 2004: an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, population
 (not sample) covariances, mean of the SSIM map over the *valid* region (the 5-pixel border where
 the window leaves the image is excluded). This equals the MATLAB reference ``ssim_index.m``,
@@ -34,12 +42,21 @@ from typing import Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
-__all__ = ['rgb_to_y', 'to_uint8', 'psnr', 'ssim', 'ConfusionMatrix', 'MetricTable',
-           'PSNR_CAP']
+__all__ = ['rgb_to_y', 'rgb_to_y_full', 'to_uint8', 'psnr', 'ssim', 'ConfusionMatrix',
+           'MetricTable', 'PSNR_CAP', 'METRIC_SPACES']
 
 PSNR_CAP = 100.0
 #: BT.601 luma coefficients for R, G, B in [0, 1] -> Y on the 8-bit scale (plus 16).
 _Y_COEFFS = np.array([65.481, 128.553, 24.966])
+#: BT.601 full-range luma (OpenCV's YCrCb): R, G, B on any scale -> Y on the same scale.
+_Y_FULL_COEFFS = np.array([0.299, 0.587, 0.114])
+
+#: ``on=`` value -> how a table header names it.
+METRIC_SPACES = {
+    'y': 'Y channel (BT.601 video range 16-235, as MATLAB rgb2ycbcr; the papers\' convention)',
+    'y_full': 'Y channel (BT.601 full range 0-255, as OpenCV COLOR_RGB2YCrCb)',
+    'rgb': 'RGB',
+}
 
 
 def _as_hwc(x, name: str) -> np.ndarray:
@@ -66,8 +83,8 @@ def _prepare(pred, target, data_range, on: str) -> tuple[np.ndarray, np.ndarray,
     a, b = _as_hwc(pred, 'pred'), _as_hwc(target, 'target')
     if a.shape != b.shape:
         raise ValueError(f'pred and target shapes differ: {a.shape} vs {b.shape}')
-    if on not in ('y', 'rgb'):
-        raise ValueError(f"on must be 'y' or 'rgb', not {on!r}")
+    if on not in METRIC_SPACES:
+        raise ValueError(f"on must be 'y', 'y_full' or 'rgb', not {on!r}")
 
     def scale(x):
         if x.dtype == np.uint8:
@@ -82,6 +99,8 @@ def _prepare(pred, target, data_range, on: str) -> tuple[np.ndarray, np.ndarray,
     a, b = scale(a), scale(b)
     if on == 'y' and a.shape[2] == 3:
         a, b = rgb_to_y(a), rgb_to_y(b)
+    elif on == 'y_full' and a.shape[2] == 3:
+        a, b = rgb_to_y_full(a), rgb_to_y_full(b)
     return a, b, 255.0
 
 
@@ -101,6 +120,16 @@ def rgb_to_y(rgb: np.ndarray, data_range: float = 255.0) -> np.ndarray:
     return (y * (dr / 255.0))[:, :, None]
 
 
+def rgb_to_y_full(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 full-range luma ``0.299 R + 0.587 G + 0.114 B`` of an HxWx3 **RGB** image, float64
+    HxWx1 on the input's scale, no rounding (black -> 0, white -> 255 for uint8; OpenCV's
+    ``COLOR_RGB2YCrCb`` gives the same value rounded to a byte)."""
+    x = np.asarray(rgb)
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise ValueError(f'rgb_to_y_full expects HxWx3, got {x.shape}')
+    return (x.astype(np.float64) @ _Y_FULL_COEFFS)[:, :, None]
+
+
 def to_uint8(x) -> np.ndarray:
     """A float image in [0, 1] (HxWxC array or [3,H,W] tensor) as rounded HxWxC uint8."""
     a = _as_hwc(x, 'image')
@@ -114,7 +143,8 @@ def psnr(pred, target, data_range: float | None = None, on: str = 'y',
     """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)``.
 
     ``data_range``: the range of float inputs (default 1.0; uint8 is always 255). ``on``: ``'y'``
-    (default, as the papers report) or ``'rgb'``. Identical images give ``cap`` (100 dB; None:
+    (default: video-range Y, as the papers report), ``'y_full'`` (OpenCV's full-range Y) or
+    ``'rgb'``. Identical images give ``cap`` (100 dB; None:
     ``inf``); any result above ``cap`` is capped.
     """
     a, b, peak = _prepare(pred, target, data_range, on)

@@ -1,26 +1,55 @@
-"""``weather-restore eval``: PSNR/SSIM per weather class vs. the input and classical baselines."""
+"""``weather-restore eval``: PSNR/SSIM per weather class vs. the input and classical baselines;
+per-image worst cases and do-no-harm; real photos; a suite of every set found under a folder."""
 from __future__ import annotations
+
+import inspect
+import sys
+
+
+#: The names --test-set knows (data.testsets.TEST_SETS and REAL_PHOTO_SETS; a test checks they
+#: agree), spelled out so that building the parser does not import torch.
+SET_NAMES = ('snow100k-s, snow100k-l, outdoor-rain-test1, raindrop-test-a, sots-outdoor, '
+             'sots-indoor, rain100l, rain100h; real photos without ground truth: real-rain, '
+             'real-fog')
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        'eval', help='evaluate a checkpoint on a paired test set',
-        description='PSNR and SSIM per weather class (Y channel of YCbCr by default, as the '
-                    'all-weather papers report) for the model, the degraded input and two '
-                    'classical baselines, plus weather-classification accuracy and confusion '
-                    'matrix. Writes eval.md, eval.json and samples.png to --output.')
+        'eval', help='evaluate a checkpoint on paired test sets and real photos',
+        description='PSNR and SSIM per weather class (Y channel of YCbCr by default, video '
+                    "range as the papers' MATLAB rgb2ycbcr; --y full for OpenCV's full range) "
+                    'for the model, the degraded input and two classical baselines; per image '
+                    'the worst cases (model - input PSNR) and the do-no-harm speckle measure; '
+                    'weather-classification accuracy and confusion matrix. Real-photo sets '
+                    '(real-rain, real-fog: no ground truth) get harm and classification only. '
+                    'Writes eval.md, eval.json, samples.png, worst.png (and harmed.png) to '
+                    '--output; --suite writes one folder per set plus suite.md/suite.json.')
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument('--paired', metavar='DIR', help='input/ + gt/ folders (labels.csv optional)')
     src.add_argument('--list', metavar='FILE', help='AllWeather-style txt list')
     src.add_argument('--cdd11', metavar='DIR', help='CDD-11 root (test split)')
     src.add_argument('--test-set', metavar='NAME:DIR',
-                     help='a standard test set, e.g. snow100k-l:/data/Snow100K-L')
+                     help='a standard test set, e.g. snow100k-l:/data/Snow100K-L, '
+                          'rain100l:/data/rain100l_test, real-fog:/data/real_photos (names: '
+                          f'{SET_NAMES})')
+    src.add_argument('--suite', metavar='ROOT',
+                     help='every known set found in the subfolders of ROOT (e.g. '
+                          'rain100l_test/, rain100h_test/, real_photos/real_rain/, '
+                          'real_photos/dawn_fog/), one combined report')
     src.add_argument('--holdout', action='store_true',
                      help="the shipped model's held-out synthetic validation set")
     p.add_argument('--checkpoint', help='checkpoint (default: the shipped model)')
     p.add_argument('--output', '-o', required=True, help='report folder')
     p.add_argument('--on', choices=('y', 'rgb'), default='y', help='metric space (default y)')
-    p.add_argument('--limit', type=int, help='evaluate at most N samples')
+    p.add_argument('--y', choices=('video', 'full'), default='video', dest='y_range',
+                   help="which Y: video (16-235, MATLAB's rgb2ycbcr as the papers; default) or "
+                        "full (0-255, OpenCV's COLOR_RGB2YCrCb); the other is reported beside")
+    p.add_argument('--worst', type=int, default=8, metavar='N',
+                   help='list (and show in worst.png) the N worst images per set (default 8)')
+    p.add_argument('--harm-guard', action='store_true',
+                   help="run with the engine's harm guard on (default off: the raw model is "
+                        'measured)')
+    p.add_argument('--limit', type=int, help='evaluate at most N samples (per set)')
     p.add_argument('--no-baselines', action='store_true', help='skip the classical baselines')
     p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
     p.add_argument('--precision', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'),
@@ -40,43 +69,109 @@ def dataset_from_args(args, class_names):
         return D.CDD11Dataset(args.cdd11, split='test', **common)
     if args.test_set:
         name, _, root = args.test_set.partition(':')
-        return D.SingleTestSet(name, root, **common)
+        if not root:
+            raise D.DatasetError(f'--test-set takes NAME:DIR, got {args.test_set!r}')
+        return D.open_test_set(name, root, class_names)
     from ..holdout import holdout_dataset
     return holdout_dataset(class_names, seed=args.seed)
+
+
+def load_engine(checkpoint, device='auto', precision='auto', harm_guard: bool = False):
+    """The engine for evaluation, with its harm guard off (the raw model is measured) unless
+    ``harm_guard``. Works with engines that take ``harm_guard`` in ``__init__``, that have a
+    ``harm_guard`` attribute only, or (no guard at all) when ``harm_guard`` is False.
+    Returns (engine, the guard's state: True/False, or None when the engine has none)."""
+    from ..engine import EngineError, RestorationEngine
+    kwargs = dict(device=device, precision=precision, warmup=False)
+    takes = 'harm_guard' in inspect.signature(RestorationEngine.__init__).parameters
+    if takes:
+        kwargs['harm_guard'] = bool(harm_guard)
+    engine = RestorationEngine.from_checkpoint(checkpoint, **kwargs)
+    if not takes and hasattr(engine, 'harm_guard'):
+        engine.harm_guard = bool(harm_guard)
+    if not hasattr(engine, 'harm_guard'):
+        if harm_guard:
+            raise EngineError('--harm-guard: this version of the engine has no harm guard')
+        return engine, None
+    return engine, bool(engine.harm_guard)
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
-    from ..engine import RestorationEngine
-    from ..evaluation import evaluate, write_report
+    from ..data import DatasetError, RealPhotoSet, find_test_sets
+    from ..engine import EngineError
+    from ..evaluation import (SuiteReport, evaluate, evaluate_photos, write_photo_report,
+                              write_report, write_suite_report)
     from ..metrics import to_uint8
 
-    engine = RestorationEngine.from_checkpoint(args.checkpoint, device=args.device,
-                                               precision=args.precision, warmup=False)
+    try:
+        engine, guard = load_engine(args.checkpoint, args.device, args.precision,
+                                    args.harm_guard)
+    except EngineError as exc:
+        print(f'weather-restore eval: {exc}', file=sys.stderr)
+        return 2
     names = engine.class_names
-    ds = dataset_from_args(args, names)
-    n = len(ds) if args.limit is None else min(args.limit, len(ds))
-
-    def samples():
-        for i in tqdm(range(n), unit='img', disable=n < 10 or None):
-            s = ds[i]
-            yield (s['name'], to_uint8(s['input'].permute(1, 2, 0).numpy()),
-                   to_uint8(s['target'].permute(1, 2, 0).numpy()), names[int(s['label'])])
+    on = 'y_full' if args.on == 'y' and args.y_range == 'full' else args.on
+    try:
+        if args.suite:
+            sets = [(ds.name, ds) for ds in find_test_sets(args.suite, names)]
+            if not sets:
+                raise DatasetError(f'--suite: no known test set in the subfolders of '
+                                   f'{args.suite} (known: {SET_NAMES}); for one set in a '
+                                   f'folder of its own use --test-set NAME:DIR')
+        else:
+            sets = [(None, dataset_from_args(args, names))]
+    except DatasetError as exc:
+        print(f'weather-restore eval: {exc}', file=sys.stderr)
+        return 2
 
     def restore(rgb):
         engine.forget_stream('eval')  # every image is its own scene: a fresh prior
         r = engine.restore(rgb, stream='eval')
         return r.image, r.scores
 
-    report = evaluate(samples(), restore, names, on=args.on, baselines=not args.no_baselines)
-    source = 'holdout' if args.holdout else next(
-        f'{k}: {v}' for k in ('paired', 'list', 'cdd11', 'test_set') if (v := getattr(args, k)))
-    meta = {'checkpoint': str(engine.checkpoint.path), 'data': source, 'samples': n,
-            'device': str(engine.device), 'precision': engine.precision}
-    if args.holdout:
-        meta['holdout_seed'] = args.seed
-    paths = write_report(report, args.output, meta=meta)
-    print(report.to_markdown())
+    def pairs(ds, n, desc):
+        for i in tqdm(range(n), unit='img', desc=desc, disable=n < 10 or None):
+            s = ds[i]
+            yield (s['name'], to_uint8(s['input'].permute(1, 2, 0).numpy()),
+                   to_uint8(s['target'].permute(1, 2, 0).numpy()), names[int(s['label'])])
+
+    def photos(ds, n, desc):
+        for i in tqdm(range(n), unit='img', desc=desc, disable=n < 10 or None):
+            s = ds[i]
+            yield (s['name'], to_uint8(s['input'].permute(1, 2, 0).numpy()),
+                   names[int(s['label'])])
+
+    meta = {'checkpoint': str(engine.checkpoint.path), 'device': str(engine.device),
+            'precision': engine.precision, 'harm_guard': guard,
+            'metric_space': on, 'limit': args.limit}
+    reports = []
+    for set_name, ds in sets:
+        n = len(ds) if args.limit is None else min(args.limit, len(ds))
+        if isinstance(ds, RealPhotoSet):
+            report = evaluate_photos(photos(ds, n, set_name), restore, names, worst=args.worst,
+                                     on=on)
+        else:
+            report = evaluate(pairs(ds, n, set_name), restore, names, on=on,
+                              baselines=not args.no_baselines, worst=args.worst)
+        reports.append((set_name, ds, n, report))
+
+    if args.suite:
+        suite = SuiteReport([(name, r) for name, _, _, r in reports], names)
+        meta = {**meta, 'data': f'suite: {args.suite}',
+                'sets': {name: {'root': ds.root, 'samples': n} for name, ds, n, _ in reports}}
+        paths = write_suite_report(suite, args.output, meta=meta)
+        print(suite.to_markdown())
+    else:
+        _, ds, n, report = reports[0]
+        source = 'holdout' if args.holdout else next(
+            f'{k}: {v}' for k in ('paired', 'list', 'cdd11', 'test_set') if (v := getattr(args, k)))
+        meta = {**meta, 'data': source, 'samples': n}
+        if args.holdout:
+            meta['holdout_seed'] = args.seed
+        writer = write_photo_report if isinstance(ds, RealPhotoSet) else write_report
+        paths = writer(report, args.output, meta=meta)
+        print(report.to_markdown())
     print('\n' + '\n'.join(f'{k}: {v}' for k, v in paths.items()))
     return 0
