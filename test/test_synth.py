@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from weather_restore_ros import DEFAULT_WEATHER_CLASSES
-from weather_restore_ros.synth import (WEATHER_COMBINATIONS, WEATHER_EFFECTS, contact_sheet,
-                                       parse_weather, random_weather, sample_images, synthesize,
-                                       weather_label)
+from weather_restore_ros.synth import (STYLED_WEATHERS, WEATHER_COMBINATIONS, WEATHER_EFFECTS,
+                                       WEATHER_STYLES, contact_sheet, parse_weather,
+                                       random_weather, sample_images, synthesize, weather_label)
 from weather_restore_ros.synth.samples import ASSETS_DIR, SAMPLE_FILES
 
-ALL_WEATHERS = list(WEATHER_EFFECTS) + list(WEATHER_COMBINATIONS)
+ALL_WEATHERS = list(WEATHER_EFFECTS) + list(WEATHER_COMBINATIONS) + list(STYLED_WEATHERS) \
+    + ['rain:heavy+fog', 'snow:large+raindrop:defocused']
 
 
 @pytest.fixture(scope='module')
@@ -121,9 +122,19 @@ def test_weather_names_and_labels():
     assert weather_label('rain+fog') == 'rain'
     assert weather_label('fog+rain') == 'fog'
     assert weather_label('clear') == 'clear'
-    for bad in ('hail', 'rain+rain', 'rain+clear', '', 'rain+'):
+    for bad in ('hail', 'rain+rain', 'rain+clear', '', 'rain+', 'rain:hail', 'fog:dense',
+                'rain:', 'rain:light+rain:heavy', 'rain:light+rain', 'clear:light'):
         with pytest.raises(ValueError):
             parse_weather(bad)
+    # styles: '<effect>:<style>', labelled by the effect
+    assert set(STYLED_WEATHERS) == {'rain:light', 'rain:heavy', 'rain:veil', 'snow:small',
+                                    'snow:medium', 'snow:large', 'raindrop:focused',
+                                    'raindrop:defocused'}
+    assert set(WEATHER_STYLES) <= set(WEATHER_EFFECTS)
+    assert parse_weather(' Rain : Heavy + FOG ') == ('rain:heavy', 'fog')
+    assert weather_label('rain:heavy+fog') == 'rain'
+    assert weather_label('raindrop:focused') == 'raindrop'
+    assert weather_label('fog+rain:light') == 'fog'
     with pytest.raises(TypeError):
         synthesize(np.zeros((8, 8, 3), np.uint8), 'rain', None)
 
@@ -206,6 +217,180 @@ def test_severity_is_monotonic(photo, weather):
         diffs = [np.abs(synthesize(photo, weather, seed, s)[0].astype(float) - photo).mean()
                  for s in (0.1, 0.4, 0.7, 1.0)]
         assert all(b > a for a, b in zip(diffs, diffs[1:])), diffs
+
+
+# ------------------------------------------------- benchmark-like styles (synth.compose)
+
+def streak_angles(diff, threshold=12.0):
+    """Angles (deg from vertical) of the elongated bright components of ``diff``."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((diff > threshold).astype(np.uint8))
+    out = []
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] < 12:
+            continue
+        ys, xs = np.nonzero(lab == i)
+        xs, ys = xs - xs.mean(), ys - ys.mean()
+        mu20, mu02, mu11 = (xs * xs).mean(), (ys * ys).mean(), (xs * ys).mean()
+        half, r = 0.5 * (mu20 + mu02), np.hypot(0.5 * (mu20 - mu02), mu11)
+        if half + r < 9 * max(half - r, 1e-3):
+            continue                                        # not a streak
+        out.append(np.degrees(0.5 * np.arctan2(2 * mu11, mu02 - mu20)))
+    return np.array(out)
+
+
+def circular_std_deg(angles):
+    a2 = np.deg2rad(2 * angles)
+    return np.degrees(np.sqrt(-2 * np.log(np.hypot(np.cos(a2).mean(), np.sin(a2).mean())))) / 2
+
+
+def test_styles_report_their_style_and_defaults_do_not(photo):
+    _, p = synthesize(photo, 'rain:heavy+fog', 3, 0.7)
+    assert p['weather'] == 'rain:heavy+fog' and p['label'] == 'rain'
+    assert set(p['effects']) == {'rain', 'fog'} and p['effects']['rain']['style'] == 'heavy'
+    assert 'style' not in p['effects']['fog']
+    _, p = synthesize(photo, 'rain+fog', 3, 0.7)
+    assert all('style' not in e for e in p['effects'].values())
+
+
+@pytest.mark.parametrize('weather', STYLED_WEATHERS)
+def test_every_style_changes_the_image_so_the_gate_mask_is_not_empty(photo, weather):
+    """The gate loss's target is |degraded - clean| > 4/255 (losses.degradation_mask)."""
+    out, p = synthesize(photo, weather, 11, 0.5)
+    assert out.dtype == np.uint8 and out.shape == photo.shape
+    mask = (np.abs(out.astype(int) - photo).max(axis=2) > 4)
+    assert 0.01 < mask.mean(), (weather, mask.mean())
+    assert p['label'] == weather.split(':')[0]
+
+
+def test_rain_light_is_one_direction_of_thin_additive_streaks(dark_flat, photo):
+    for seed in range(3):
+        out, p = synthesize(dark_flat, 'rain:light', seed, 0.6)
+        diff = grey(out) - grey(dark_flat)
+        assert diff.min() >= -1, 'screen blend: light is only added'
+        assert 0.02 < (diff > 4).mean() < 0.4, 'sparse: most of the frame untouched'
+        layers = p['effects']['rain']['layers']
+        assert len(layers) == 1
+        angle, coherence = orientation(diff)
+        assert coherence > 0.6 and abs(angle - layers[0]['angle_deg']) < 6, (angle, layers)
+        # thin: the streak pixels are mostly 1-2 px wide across the streak
+        assert np.median(bright_blobs(diff)) < 60
+        out, _ = synthesize(photo, 'rain:light', seed, 0.6)
+        assert (out.astype(int) - photo).min() >= -1
+
+
+def test_rain_heavy_brightens_far_more_and_spreads_its_directions(dark_flat, photo):
+    light = [np.mean(synthesize(photo, 'rain:light', s, 0.6)[0].astype(float) - photo)
+             for s in range(3)]
+    heavy = [np.mean(synthesize(photo, 'rain:heavy', s, 0.6)[0].astype(float) - photo)
+             for s in range(3)]
+    assert min(heavy) > 4 * max(light) > 0, (heavy, light)
+    for seed in range(3):
+        _, p = synthesize(dark_flat, 'rain:heavy', seed, 1.0)
+        e = p['effects']['rain']
+        assert len(e['layers']) == 5 and e['accumulation'] > 0
+        assert np.ptp([lay['angle_deg'] for lay in e['layers']]) > 1.0
+    # The drawn streaks follow their layers' directions: with few streaks per layer (so they
+    # do not merge) the measured angles spread more for the heavy style than for the light one.
+    from weather_restore_ros.synth import rain
+    from weather_restore_ros.synth._common import to_linear, to_srgb_uint8
+    sparse = dict(density=(60.0, 60.0), accumulation=(0.0, 0.0), soft=0.0)
+    big = np.full((480, 640, 3), 40, np.uint8)
+    spread = {}
+    for name, style in (('light', rain.RAIN100L), ('heavy', rain.RAIN100H)):
+        stds = []
+        for seed in range(4):
+            lin, p = rain.apply_style(to_linear(big), np.random.default_rng(seed), 1.0,
+                                      style._replace(**sparse))
+            angles = streak_angles(grey(to_srgb_uint8(lin)) - 40)
+            assert len(angles) > 50
+            if name == 'light':
+                assert abs(np.median(angles) - p['layers'][0]['angle_deg']) < 2
+            stds.append(circular_std_deg(angles))
+        spread[name] = np.mean(stds)
+    assert spread['heavy'] > 1.3 * spread['light'], spread
+
+
+def test_rain_veil_hazes_the_distance_over_its_streaks():
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 1.5)
+    for seed in range(3):
+        out, p = synthesize(tex, 'rain:veil', seed, 0.7)
+        kept = grey(out).std(axis=1) / grey(tex).std(axis=1)
+        assert kept[:60].mean() < kept[-40:].mean(), 'denser far away (the fog depth proxy)'
+        assert out.mean() > tex.mean() + 10
+        assert 'veil' in p['effects']['rain'] and p['effects']['rain']['layers']
+
+
+def test_snow_sizes_grow_from_small_to_large_without_a_veil(dark_flat):
+    for seed in range(3):
+        areas, untouched = {}, {}
+        for size in ('small', 'medium', 'large'):
+            out, p = synthesize(dark_flat, f'snow:{size}', seed, 0.5)
+            diff = grey(out) - grey(dark_flat)
+            assert diff.min() >= -1 and p['effects']['snow']['size'] == size
+            # bigger particles keep more of their contrast through a blur (robust to merging)
+            d = diff.astype(np.float32)
+            areas[size] = cv2.GaussianBlur(d, (0, 0), 2.5).std() / d.std()
+            untouched[size] = (np.abs(diff) <= 2).mean()
+        assert areas['small'] + 0.05 < areas['medium'] < areas['large'] - 0.03, areas
+        assert untouched['small'] > 0.3, 'no veil: between the flakes the image is unchanged'
+        out, _ = synthesize(dark_flat, 'snow', seed, 0.5)    # the default has one
+        assert (np.abs(grey(out) - grey(dark_flat)) <= 2).mean() < 0.05
+
+
+def test_raindrops_focused_are_crisper_than_defocused(photo):
+    for seed in range(3):
+        sharp, ps = synthesize(photo, 'raindrop:focused', seed, 0.6)
+        soft, pd = synthesize(photo, 'raindrop:defocused', seed, 0.6)
+        es, ed = ps['effects']['raindrop'], pd['effects']['raindrop']
+        assert es['defocus'] <= 0.15 <= 0.6 <= ed['defocus']
+        assert es['count'] == ed['count'] and es['coverage'] == ed['coverage']  # same drops
+
+        drops = (np.abs(sharp.astype(int) - photo).max(axis=2) > 10) \
+            & (np.abs(soft.astype(int) - photo).max(axis=2) > 10)
+
+        def detail(out):   # the refracted view and the rims, inside the drops
+            return np.abs(cv2.Laplacian(grey(out).astype(np.float32), cv2.CV_32F))[drops].mean()
+        assert detail(sharp) > 1.2 * detail(soft)
+
+
+def test_styles_in_the_synthetic_dataset(tmp_path):
+    """A data config's ``classes`` can name styles; they are labelled by their effect and
+    reproducible, and each pair gives the gate loss a mask."""
+    torch = pytest.importorskip('torch')
+    from weather_restore_ros.data import SyntheticWeatherDataset
+    from weather_restore_ros.model.losses import degradation_mask
+    photo = cv2.resize(dict(sample_images(['rocket']))['rocket'], (200, 160))
+    kw = dict(crop_size=96, length=16, seed=3, augment=True,
+              classes=list(STYLED_WEATHERS) + ['rain:light+raindrop:focused'], with_params=True)
+    ds, again = SyntheticWeatherDataset([photo], **kw), SyntheticWeatherDataset([photo], **kw)
+    names = list(DEFAULT_WEATHER_CLASSES)
+    seen = set()
+    for i in range(len(ds)):
+        s = ds[i]
+        assert torch.equal(s['input'], again[i]['input'])
+        assert names[s['label']] == s['params']['weather'].split(':')[0].split('+')[0]
+        mask = degradation_mask(s['input'][None], s['target'][None])
+        assert mask.shape == (1, 1, 96, 96) and mask.mean() > 0.005
+        seen.add(s['params']['weather'])
+    assert len(seen) >= 5
+    with pytest.raises(ValueError):
+        SyntheticWeatherDataset([photo], classes=['hail:light'])
+
+
+def test_styled_synthesis_is_fast():
+    """On the fly in training on a 2-core CPU: a 160 px sample costs a few ms (measured 1-3 ms
+    for the streak and snow styles, ~5 ms raindrops, ~7 ms rain:veil, which runs the fog
+    model); the bound here is loose for shared CI machines."""
+    import time
+    crop = cv2.resize(dict(sample_images(['rocket']))['rocket'], (160, 160))
+    for weather in STYLED_WEATHERS:
+        synthesize(crop, weather, 0, 0.6)
+        t = time.process_time()
+        for seed in range(10):
+            synthesize(crop, weather, seed, 1.0)
+        ms = (time.process_time() - t) * 100
+        assert ms < 60, (weather, ms)
 
 
 # ------------------------------------------------------------------------ random_weather

@@ -34,6 +34,16 @@ class SyntheticWeatherDataset(Dataset):
     ``classes``/``severity_range``: passed to ``random_weather`` (omitted when None, so the
     synthesis module's defaults apply); combinations such as ``'rain+fog'`` are allowed and are
     labelled by their first component. ``class_names``: the label index space.
+    Styles made to look like the public benchmark families are classes too, labelled by their
+    effect (``synth.compose``): ``rain:light`` (Rain100L), ``rain:heavy`` (Rain100H),
+    ``rain:veil`` (Outdoor-Rain), ``snow:small`` / ``snow:medium`` / ``snow:large``
+    (Snow100K-S/M/L), ``raindrop:focused`` / ``raindrop:defocused`` (RainDrop), also in
+    combinations (``rain:light+raindrop``). A data config enables them through ``classes``
+    (a class listed twice is drawn twice as often), e.g.
+    ``{type: synthetic, clean: [.build/photos, samples], crop_size: 160, augment: true,
+    classes: [clear, rain, rain:light, rain:light, rain:heavy, rain:veil, snow, snow:small,
+    snow:medium, snow:large, fog, raindrop, raindrop:focused, raindrop:defocused]}``.
+    Their streak and particle sizes are in pixels of a ~480x320 frame, whatever the crop size.
     ``degrade``: a ``random_weather``-compatible callable
     ``f(image_uint8_rgb, rng, classes=..., severity_range=...) -> (degraded, label_str, params)``;
     default ``weather_restore_ros.synth.random_weather``, imported when first needed. It must
@@ -93,8 +103,9 @@ class SyntheticWeatherDataset(Dataset):
         self.patterns = float(patterns)
         if not 0.0 <= self.patterns <= 1.0:
             raise DatasetError(f'patterns must be in [0, 1], got {patterns}')
-        for c in self.classes or ():    # a combination ('rain+fog') is labelled by its first part
-            label_index(str(c).split('+')[0].strip(), self.class_names, where=f'classes ({c})')
+        for c in self.classes or ():    # 'rain+fog', 'rain:heavy+fog': labelled 'rain'
+            label_index(str(c).split('+')[0].split(':')[0].strip(), self.class_names,
+                        where=f'classes ({c})')
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -54,8 +54,12 @@ def drop_labels(h: int, w: int, rng: np.random.Generator,
     return labels, {'cx': cx, 'cy': cy, 'r': r, 'count': n, 'n_max': n_max}
 
 
-def apply(lin: np.ndarray, rng: np.random.Generator, severity: float) -> tuple[np.ndarray, dict]:
-    """Lens raindrops on a float32 linear-light RGB image; returns (image, params)."""
+def apply(lin: np.ndarray, rng: np.random.Generator, severity: float,
+          focus: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
+    """Lens raindrops on a float32 linear-light RGB image; returns (image, params).
+
+    ``focus``: the range the defocus (0 = crisp drops, 1 = soft blobs) is drawn from uniformly;
+    None (default) draws it as ``u ** 1.5``, crisp more often than soft."""
     h, w = lin.shape[:2]
     short = min(h, w)
     labels, geo = drop_labels(h, w, rng, severity)
@@ -68,7 +72,8 @@ def apply(lin: np.ndarray, rng: np.random.Generator, severity: float) -> tuple[n
     highlight = rng.uniform(0.15, 0.5, n_max)[:n]
     # Focus: 0 = drops on a windscreen well in front of the lens (fairly crisp), 1 = drops on the
     # lens itself (very blurry blobs).
-    defocus = float(rng.uniform(0.0, 1.0)) ** 1.5
+    u = float(rng.uniform(0.0, 1.0))
+    defocus = u ** 1.5 if focus is None else lerp(*focus, u)
     content_sigma = short * lerp(0.006, 0.012, severity) * (1.0 + 1.5 * defocus)
     edge_sigma = max(0.6, short * lerp(0.002, 0.005, severity) * (1.0 + 4.0 * defocus))
     params = {'count': n, 'radius_px_mean': round(float(geo['r'].mean()), 2) if n else 0.0,
@@ -142,3 +147,22 @@ def apply(lin: np.ndarray, rng: np.random.Generator, severity: float) -> tuple[n
     # The drop is far out of focus: soft alpha edge. out = lin * (1 - alpha) + drop * alpha
     alpha = blur(inside.astype(np.float32), edge_sigma)
     return mix(lin, drop, 1.0 - alpha), params
+
+
+# RainDrop (Qian et al., CVPR 2018) photographs drops on a glass pane in front of the lens; the
+# camera focuses on the scene or on the glass, so its drops range from soft blobs to crisp lenses
+# with dark rims, each showing a blurred, flipped view of the scene. The two ends, as styles:
+FOCUSED = (0.0, 0.15)
+DEFOCUSED = (0.6, 1.0)
+
+
+def apply_focused(lin, rng, severity):
+    return apply(lin, rng, severity, FOCUSED)
+
+
+def apply_defocused(lin, rng, severity):
+    return apply(lin, rng, severity, DEFOCUSED)
+
+
+#: '<style>' -> apply, selected as 'raindrop:<style>' (see ``compose``).
+STYLES = {'focused': apply_focused, 'defocused': apply_defocused}

@@ -9,9 +9,11 @@ sight, adding a bright veil: ``O = t * B + (1 - t) * A`` with a near-white airli
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from ._common import ambient_light, blur, draw_segments, lerp, mix, screen, size_scales, splat
+from ._common import (REF_AREA, ambient_light, blur, draw_segments, lerp, mix, screen,
+                      size_scales, splat)
 
 # name, flakes per 640x480 frame (severity 0 -> 1), radius px range at 480 lines,
 # motion length px per unit wind at 480 lines, defocus sigma as a fraction of the radius (+ px),
@@ -26,12 +28,17 @@ _SPLAT_STEPS = 4
 
 
 def snow_map(h: int, w: int, rng: np.random.Generator, severity: float,
-             wind_deg: float, wind_speed: float) -> tuple[np.ndarray, dict]:
-    """Flake opacity map (float32 HxW in [0, 1]) of all layers, screen-combined."""
-    ls, area = size_scales(h, w)
+             wind_deg: float, wind_speed: float, layer_table=_LAYERS,
+             scales: tuple[float, float] | None = None) -> tuple[np.ndarray, dict]:
+    """Flake opacity map (float32 HxW in [0, 1]) of all layers, screen-combined.
+
+    ``layer_table`` rows are like ``_LAYERS`` ('far' layers are splatted, the others drawn,
+    'near' ones get a soft bokeh core); ``scales`` = (length scale, area scale) relative to a
+    640x480 frame, default :func:`size_scales` of the image."""
+    ls, area = size_scales(h, w) if scales is None else scales
     total = np.zeros((h, w), np.float32)
     layers = []
-    for name, n_rng, r_rng, motion, (sig_frac, sig_px), op_rng in _LAYERS:
+    for name, n_rng, r_rng, motion, (sig_frac, sig_px), op_rng in layer_table:
         n_max = int(np.ceil(n_rng[1] * area))
         n = int(round(lerp(*n_rng, severity) * area))
         layer_angle = wind_deg + rng.normal(0.0, 4.0)
@@ -89,3 +96,52 @@ def apply(lin: np.ndarray, rng: np.random.Generator, severity: float) -> tuple[n
               'veil': round(veil, 4), 'airlight': round(airlight, 4)}
     params.update(sp)
     return out, params
+
+
+# ------------------------------------------------------------------ benchmark-like styles
+# Snow100K (Liu et al., DesnowNet, 2018): snow masks made in Photoshop, composited as
+# ``x = a z + y (1 - z)`` (``z`` the snow mask, semi-transparent, ``a`` the snow's colour) on
+# display values, with no veil. Its test splits S, M and L differ in particle size; a larger
+# split keeps the smaller particles too. Sizes are in pixels of a 640x480 frame whatever the
+# image's size (a training crop is part of a frame), scaled per image by 0.8-1.25.
+_SMALL = ('far', (1500, 7000), (0.5, 1.2), 2.5, (0.0, 0.45), (0.55, 0.85))
+_SNOW100K = {
+    'small': (_SMALL, ('mid', (100, 900), (1.0, 1.8), 3.0, (0.3, 0.3), (0.5, 0.8))),
+    'medium': (_SMALL, ('mid', (250, 2000), (1.3, 3.2), 6.0, (0.35, 0.4), (0.55, 0.85))),
+    'large': (_SMALL, ('mid', (150, 1200), (1.3, 3.0), 6.0, (0.35, 0.4), (0.5, 0.8)),
+              ('near', (25, 180), (3.5, 8.5), 12.0, (0.45, 0.4), (0.5, 0.85))),
+}
+
+
+def apply_snow100k(lin: np.ndarray, rng: np.random.Generator, severity: float,
+                   size: str = 'medium') -> tuple[np.ndarray, dict]:
+    """Snow100K-like snow of particle ``size`` (small | medium | large); returns (image, params).
+    """
+    h, w = lin.shape[:2]
+    wind = float(np.clip(rng.normal(0.0, 20.0), -60.0, 60.0))
+    wind_speed = float(rng.uniform(0.2, 1.0))
+    scale = float(rng.uniform(0.8, 1.25))
+    colour = np.clip(float(rng.uniform(0.88, 1.0)) + rng.normal(0.0, 0.015, 3), 0.0, 1.0)
+    z, sp = snow_map(h, w, rng, severity, wind, wind_speed, _SNOW100K[size],
+                     (scale, h * w / REF_AREA))
+    d = mix(cv2.sqrt(lin), np.ones_like(lin) * colour.astype(np.float32), 1.0 - z)
+    params = {'size': size, 'scale': round(scale, 4), 'wind_deg': round(wind, 2),
+              'wind_speed': round(wind_speed, 3), 'colour': [round(float(c), 4) for c in colour]}
+    params.update(sp)
+    return cv2.multiply(d, d), params
+
+
+def apply_small(lin, rng, severity):
+    return apply_snow100k(lin, rng, severity, 'small')
+
+
+def apply_medium(lin, rng, severity):
+    return apply_snow100k(lin, rng, severity, 'medium')
+
+
+def apply_large(lin, rng, severity):
+    return apply_snow100k(lin, rng, severity, 'large')
+
+
+#: '<style>' -> apply, selected as 'snow:<style>' (see ``compose``).
+STYLES = {'small': apply_small, 'medium': apply_medium, 'large': apply_large}
