@@ -382,3 +382,31 @@ def test_ship_model_refuses_a_checkpoint_that_fails_the_stress_test(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and 'refusing' in proc.stderr and 'flat' in proc.stderr
     assert shipped.stat().st_mtime_ns == before
+
+
+def test_photo_health_flags_speckle_on_a_photo_and_passes_a_healthy_model(tmp_path):
+    """stress.photo_health runs the raw network on photo files and flags the one whose output
+    is speckled (the provoked tiny model on its speckle frame), not the same photo through the
+    unprovoked model; a non-image is refused by the reader, not skipped silently."""
+    import cv2
+    import numpy as np
+
+    from tiny_model import make_provoked_checkpoint, make_tiny_checkpoint, speckle_frame
+    from weather_restore_ros.factory import load_model
+    from weather_restore_ros.stress import photo_health, photo_paths
+
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    cv2.imwrite(str(photos / 'speckle.png'), cv2.cvtColor(speckle_frame(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / 'flat.png'), np.full((64, 96, 3), 90, np.uint8))
+    paths = photo_paths([photos])
+    assert [p.name for p in paths] == ['flat.png', 'speckle.png']
+    bad = load_model(make_provoked_checkpoint(tmp_path / 'provoked.safetensors'))
+    report = photo_health(bad.restorer, bad.encoder, paths)
+    assert report['photos'] == 2 and not report['healthy']
+    assert [p for p, _ in report['harmed']] == [str(photos / 'speckle.png')]
+    good = load_model(make_tiny_checkpoint(tmp_path / 'tiny.safetensors'))
+    report = photo_health(good.restorer, good.encoder, paths)
+    assert report['healthy'] and not report['harmed'] and report['max_speckle'] < 5e-4
+    with pytest.raises(FileNotFoundError):
+        photo_paths([tmp_path / 'absent'])

