@@ -130,6 +130,13 @@ def test_bench_prints_the_speed_figure(tiny_checkpoint, capsys):
     assert main(['bench', '--configs', 'tiny', '--iters', '2', '--threads', '1', '--size',
                  '64x48', '--engine', '--checkpoint', str(tiny_checkpoint)]) == 0
     out = capsys.readouterr().out
-    assert 'engine (tiny, fp32, batch 1)' in out and 'median per stage' in out
+    assert f'engine {tiny_checkpoint} (tiny, encoder embedded:tiny, fp32, batch 1)' in out
+    assert 'median per stage' in out and 'prior refresh (encoder on one new frame)' in out
+    # two checkpoints side by side in one run: the second gets a ratio against the first
+    assert main(['bench', '--configs', 'tiny', '--iters', '2', '--threads', '1', '--size',
+                 '64x48', '--engine', '--checkpoint', str(tiny_checkpoint),
+                 str(tiny_checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f'engine {tiny_checkpoint} (tiny') == 2
     assert main(['bench', '--configs', 'huge']) == 2
     assert 'unknown config' in capsys.readouterr().err

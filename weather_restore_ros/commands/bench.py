@@ -31,15 +31,16 @@ def register(sub) -> None:
     p.add_argument('--precision', default='auto', help='engine: auto | fp32 | fp16 | bf16')
     p.add_argument('--engine', action='store_true',
                    help='also time the full engine with the shipped (or --checkpoint) model')
-    p.add_argument('--checkpoint')
+    p.add_argument('--checkpoint', nargs='+', metavar='CKPT',
+                   help="engine: checkpoints to time side by side in one run, iterations "
+                        "interleaved so a busy machine slows each alike ('shipped' = the "
+                        "packaged model); ratios are against the first")
     p.add_argument('--batch', type=int, default=1, help='engine: cameras restored together')
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import time
 
-    import numpy as np
     import torch
 
     from ..checkpoint import CheckpointError
@@ -64,15 +65,16 @@ def run(args) -> int:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    engine = None
+    engines = []
     if args.engine:  # load first: a missing checkpoint fails before minutes of timing
-        try:
-            engine = RestorationEngine.from_checkpoint(args.checkpoint, device=device,
-                                                       precision=args.precision,
-                                                       warmup_shape=(h, w))
-        except (CheckpointError, EngineError, MissingWeightsError) as exc:
-            print(f'error: {exc}', file=sys.stderr)
-            return 2
+        for ckpt in args.checkpoint or ['shipped']:
+            try:
+                engines.append((ckpt, RestorationEngine.from_checkpoint(
+                    None if ckpt == 'shipped' else ckpt, device=device,
+                    precision=args.precision, warmup_shape=(h, w))))
+            except (CheckpointError, EngineError, MissingWeightsError) as exc:
+                print(f'error: {exc}', file=sys.stderr)
+                return 2
     print(f'{w}x{h}, {args.threads} CPU threads, device {device}, {args.iters} iterations')
     print(f'{"config":8} {"params":>10} {"GFLOPs":>8} {"min ms":>8}')
     for name in args.configs:
@@ -81,20 +83,46 @@ def run(args) -> int:
                           channels_last=device.startswith('cuda'), device=device)
         print(f'{name:8} {count_parameters(model, inference_only=True):10,d} '
               f'{gflops(model, h, w):8.2f} {ms:8.1f}', flush=True)
-    if engine is not None:
-        rng = np.random.default_rng(0)
-        frames = [(f'cam{i}', rng.integers(0, 256, (h, w, 3), np.uint8))
-                  for i in range(args.batch)]
-        times, stages = [], []
-        for _ in range(args.iters):
+    if engines:
+        _time_engines(engines, args, h, w)
+    return 0
+
+
+def _time_engines(engines, args, h: int, w: int) -> None:
+    """Every engine on the same frames, iterations interleaved (A, B, A, B, ...): on a shared
+    machine a burst of other load then slows each alike, so the ratio is fair. Also the prior
+    refresh: the encoder's cost on a frame whose camera has no prior yet."""
+    import time
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    frames = [(f'cam{i}', rng.integers(0, 256, (h, w, 3), np.uint8)) for i in range(args.batch)]
+    times = {name: [] for name, _ in engines}
+    stages = {name: [] for name, _ in engines}
+    refresh = {name: [] for name, _ in engines}
+    for _ in range(args.iters):
+        for name, engine in engines:
             t0 = time.perf_counter()
             results = engine.restore_batch(frames)
-            times.append((time.perf_counter() - t0) * 1e3)
-            stages.append(results[0].timings_ms)
-        t = np.asarray(times)
-        print(f'\nengine ({engine.checkpoint.config.name}, {engine.precision}, '
-              f'batch {args.batch}): min {t.min():.1f} ms, median {np.median(t):.1f} ms per batch, '
-              f'{1e3 * args.batch / np.median(t):.1f} frames/s; warm-up {engine.warmup_ms:.0f} ms')
+            times[name].append((time.perf_counter() - t0) * 1e3)
+            stages[name].append(results[0].timings_ms)
+    for _ in range(max(3, args.iters // 4)):
+        for name, engine in engines:
+            engine.forget_stream('refresh')
+            refresh[name].append(engine.restore_batch([('refresh', frames[0][1])])[0]
+                                 .timings_ms['clip'])
+    base = None
+    for name, engine in engines:
+        t = np.asarray(times[name])
+        med = float(np.median(t))
+        base = base or med
+        ratio = '' if med == base else f', {med / base:.2f}x the first'
+        print(f'\nengine {name} ({engine.checkpoint.config.name}, encoder '
+              f'{engine.checkpoint.clip.model_name}, {engine.precision}, batch {args.batch}): '
+              f'min {t.min():.1f} ms, median {med:.1f} ms per batch{ratio}, '
+              f'{1e3 * args.batch / med:.1f} frames/s; warm-up {engine.warmup_ms:.0f} ms')
         print('  median per stage: ' + ', '.join(
-            f'{k} {np.median([s[k] for s in stages]):.1f} ms' for k in stages[0]))
-    return 0
+            f'{k} {np.median([s[k] for s in stages[name]]):.1f} ms' for k in stages[name][0]))
+        print(f'  prior refresh (encoder on one new frame): median '
+              f'{np.median(refresh[name]):.1f} ms')
