@@ -241,6 +241,48 @@ def test_prior_age_is_measured_on_the_bag_clock(tmp_path, engine):
     assert dict(summary.accounting['/cam/image_raw'].prior_refreshes) == {'empty': 1, 'age': 1}
 
 
+def test_speckled_frames_are_written_guarded_and_counted(tmp_path, capsys):
+    """``weather-restore bag`` with a model that sprays speckle (the provoked tiny one): every
+    frame is written with the input where it speckled and counted as unsafe in the table and
+    the JSON summary; ``--no-harm-guard`` writes the raw frames and counts none."""
+    import torch
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from tiny_model import make_provoked_checkpoint, speckle_frame
+
+    from weather_restore_ros import harm
+    from weather_restore_ros.cli import main
+    ckpt = make_provoked_checkpoint(tmp_path / 'blown.safetensors')
+    frame = speckle_frame()
+    with Writer(tmp_path / 'in', version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        c = w.add_connection('/cam/image_raw', IMAGE, typestore=STORE)
+        for i in range(3):
+            t = T0 + i * 10**8
+            w.write(c, t, STORE.serialize_cdr(numpy_to_image(
+                frame, 'rgb8', header=_header(t, 'cam'), msg_type=T[IMAGE]), IMAGE))
+
+    def t_(a):
+        return torch.from_numpy(np.array(a)).permute(2, 0, 1)[None]   # a writable copy
+
+    for flag, unsafe in (([], 3), (['--no-harm-guard'], 0)):
+        out = tmp_path / f'out{len(flag)}'
+        assert main(['bag', str(tmp_path / 'in'), str(out), '--checkpoint', str(ckpt),
+                     '--device', 'cpu', '--no-progress', *flag]) == 0
+        table = capsys.readouterr().out
+        head, *_, total = [line for line in table.splitlines() if line.strip()][:-1]
+        assert head.split()[6:8] == ['invalid', 'unsafe']
+        assert total.split()[1:7] == ['3', '3', '3', '0', '0', str(unsafe)], table
+        data = json.loads(Path(f'{out}_summary.json').read_text())
+        assert data['topics']['/cam/image_raw']['unsafe_output'] == unsafe
+        assert data['model_failures'] == {'invalid_output': 0, 'unsafe_output': unsafe}
+        images = [image_to_rgb(STORE.deserialize_cdr(raw, IMAGE))
+                  for _, raw in read_bag(out)[0]['/cam/image_restored']]
+        assert len(images) == 3
+        for img in images:
+            assert harm.harmed(t_(frame), t_(img)).item() == (not unsafe)
+            if unsafe:
+                assert (img[48:112, 80:144] == frame[48:112, 80:144]).all()
+
+
 def test_output_refusals(tmp_path, engine):
     inp = write_bag(tmp_path / 'in', 'mcap')
     keep = tmp_path / 'precious'

@@ -551,6 +551,44 @@ def test_model_failure_publishes_the_input_and_is_reported(single):
         del model.forward   # the class's forward again
 
 
+def test_speckled_output_publishes_the_input_there_and_is_reported(ctx, tmp_path):
+    """A real runaway (the tiny model's weights x3), held finite: it sprays colour speckle over
+    the grey square of the frame. The node publishes the input there (harm guard), counts the
+    frame as unsafe_output with a warning and a WARN diagnostic, and keeps serving;
+    ``harm_guard: false`` at runtime publishes the raw, speckled output."""
+    import numpy as np
+    from tiny_model import make_provoked_checkpoint, speckle_frame
+
+    from weather_restore_ros import harm
+    ckpt = make_provoked_checkpoint(tmp_path / 'blown.safetensors')
+    rig = Rig(ctx, ckpt, '/guard', precision='fp32').start()   # fp16 would overflow to NaN
+    try:
+        images = rig.collect(Image, 'image_restored')
+        pub = rig.publisher(Image, 'image_raw', qos_profile_sensor_data)
+        frame = speckle_frame()
+        msg = imaging.numpy_to_image(frame, 'rgb8', header=new_header())
+        assert _wait_outputs(rig, pub, msg, [images])
+        out = imaging.image_to_numpy(_match(images, msg.header))
+        assert (out[48:112, 80:144] == frame[48:112, 80:144]).all()   # the square: the input
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
+        assert not harm.harmed(t(frame), t(out)).any()
+        assert rig.spin_until(lambda: rig.stats()['unsafe_output'] >= 1, 5.0)
+        assert rig.stats()['invalid_output'] == 0
+        assert any('speckle' in x for x in rig.log.texts('warning'))
+        status = _diag(rig, 'default', lambda s: int(_values(s)['unsafe_output']) >= 1)
+        assert status.level == DiagnosticStatus.WARN and 'partly unrestored' in status.message
+
+        assert all(r.successful for r in rig.set_params(harm_guard=False))
+        before = rig.stats()['unsafe_output']
+        msg = imaging.numpy_to_image(frame, 'rgb8', header=new_header())
+        assert _wait_outputs(rig, pub, msg, [images])                 # still serving
+        raw = imaging.image_to_numpy(_match(images, msg.header))
+        assert harm.harmed(t(frame), t(raw)).all()                    # the raw speckle
+        assert rig.stats()['unsafe_output'] == before
+    finally:
+        rig.close()
+
+
 def test_diagnostics_content_and_error_when_silent(single):
     images = single.collect(Image, 'image_restored')
     pub = single.publisher(Image, 'image_raw', qos_profile_sensor_data)

@@ -41,3 +41,24 @@ def provoke_runaway(weights) -> None:
     for name, p in items:
         if name.startswith(('encoder', 'dec')) and p.dim() == 4:
             p.mul_(3)
+
+
+def make_provoked_checkpoint(path: str | Path, seed: int = 0) -> Path:
+    """The tiny checkpoint with :func:`provoke_runaway` applied. On :func:`speckle_frame` it
+    runs away, held finite (fp32, CPU), in the grey square only: it sprays saturated colour
+    dots there, which the harm guard must catch, and leaves the red around it nearly as it was
+    -- a real forward pass, the shipped model's failure on DAWN fog photos in small."""
+    from weather_restore_ros.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(make_tiny_checkpoint(path, seed=seed))
+    provoke_runaway(ckpt.restorer_state)
+    return save_checkpoint(path, ckpt)
+
+
+def speckle_frame(height: int = 160, width: int = 320, square=(48, 112, 80, 144)):
+    """A flat red HxWx3 uint8 frame with a flat grey square (rows y0:y1, columns x0:x1)."""
+    import numpy as np
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[...] = (200, 30, 30)
+    y0, y1, x0, x1 = square
+    frame[y0:y1, x0:x1] = 128
+    return frame

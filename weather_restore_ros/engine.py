@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import DEFAULT_WEATHER_CLASSES
+from . import DEFAULT_WEATHER_CLASSES, harm
 from .checkpoint import Checkpoint, check_clip_matches, load_checkpoint
 from .encoders import ClipPrior
 from .factory import encoder_from_checkpoint, restorer_from_checkpoint
@@ -55,6 +55,8 @@ class RestoreResult:
     prior_refreshed: str | None = None  # why CLIP ran for this frame, or None
     skipped: bool = False             # passed through unchanged (skip-when-clear)
     invalid_output: bool = False      # the network gave inf/NaN: image is the input, unchanged
+    unsafe_output: bool = False       # the harm guard found speckle: part of image is the input
+    replaced_fraction: float = 0.0    # the share of the frame the harm guard gave the input back
 
 
 def resolve_device(device: str | torch.device = 'auto') -> torch.device:
@@ -124,7 +126,14 @@ class RestorationEngine:
 
     Thread-safe: calls are serialised by a lock, so a node may call it from a worker thread while
     its parameter callback changes the settings (``refresh_policy``, ``skip_clear_threshold``,
-    ``max_pixels``, ``oversize`` may be changed at any time; they apply from the next call).
+    ``max_pixels``, ``oversize``, ``harm_guard`` may be changed at any time; they apply from
+    the next call).
+
+    ``harm_guard`` (default on): every restored frame is checked against its input with
+    :func:`weather_restore_ros.harm.guard`; blocks where the network sprayed coloured speckle
+    get the input back (feathered), and the result says so (``unsafe_output``,
+    ``replaced_fraction``). Off, the raw network output is published (evaluation measures the
+    raw model that way).
     """
 
     def __init__(self, model: WeatherRestorer, clip: ClipPrior,
@@ -133,7 +142,8 @@ class RestorationEngine:
                  refresh: RefreshPolicy | None = None, classifier: str = 'head',
                  skip_clear_threshold: float = 0.0, max_pixels: int = 1920 * 1080,
                  oversize: str = 'tile', tile_size: int = 512, tile_overlap: int = 64,
-                 warmup: bool = True, warmup_shape: tuple[int, int] = (480, 640)):
+                 warmup: bool = True, warmup_shape: tuple[int, int] = (480, 640),
+                 harm_guard: bool = True):
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.precision = {v: k for k, v in PRECISIONS.items()}[self.dtype]
@@ -154,6 +164,7 @@ class RestorationEngine:
                               f'{tile_size}, tile_overlap {tile_overlap}')
         self.classifier = classifier
         self.skip_clear_threshold = float(skip_clear_threshold)
+        self.harm_guard = bool(harm_guard)
         self.max_pixels = max_pixels
         self.oversize = oversize
         self.tile_size, self.tile_overlap = int(tile_size), int(tile_overlap)
@@ -326,6 +337,12 @@ class RestorationEngine:
                     x[run], *self._forward(x[run], emb))
                 img8[run] = _to_uint8(restored).permute(0, 2, 3, 1)
                 mask[run] = m.to(mask.dtype)
+        # Do no harm: blocks of a restored frame where the network sprayed speckle get the
+        # input back (skipped frames are the input, invalid ones were given it above).
+        unsafe = torch.zeros(len(names), dtype=torch.bool, device=self.device)
+        replaced = torch.zeros(len(names), device=self.device)
+        if run and self.harm_guard:
+            img8, mask = self._guard(run, rgb8, img8, mask, unsafe, replaced)
         if run:
             p = (self.clip.zero_shot(emb.float()) if self.classifier == 'zero_shot'
                  else logits.float().softmax(-1))
@@ -338,7 +355,8 @@ class RestorationEngine:
         img_u8 = img8.contiguous().cpu().numpy()
         mask_u8 = _to_uint8(mask)[:, 0].cpu().numpy()
         probs = probs.cpu().numpy()
-        valid = valid.cpu().numpy()
+        valid, unsafe, replaced = torch.stack(
+            [valid.float(), unsafe.float(), replaced.float()]).cpu().numpy()
         timer.mark('download')
 
         timings = timer.ms()
@@ -348,8 +366,28 @@ class RestorationEngine:
             results.append(RestoreResult(
                 image=img_u8[i], label=self.class_names[int(probs[i].argmax())], scores=scores,
                 mask=mask_u8[i], timings_ms=dict(timings), prior_refreshed=reasons[i],
-                skipped=i not in run, invalid_output=not valid[i]))
+                skipped=i not in run, invalid_output=not valid[i],
+                unsafe_output=bool(unsafe[i]), replaced_fraction=float(replaced[i])))
         return results
+
+    def _guard(self, run: list[int], rgb8: torch.Tensor, img8: torch.Tensor,
+               mask: torch.Tensor, unsafe: torch.Tensor, replaced: torch.Tensor):
+        """:func:`harm.guard` on the restored frames ``run`` of a group (uint8 ``[B,H,W,3]``
+        input and output, before the download): returns the guarded ``img8`` and the mask
+        (weighted like the image: no degradation is reported where the input went out), and
+        fills ``unsafe``/``replaced`` in place. On the device, no synchronisation."""
+        if len(run) == len(img8):
+            img8 = img8.contiguous()  # the download's copy, made here: both frames NHWC
+            g = harm.guard(rgb8.permute(0, 3, 1, 2), img8.permute(0, 3, 1, 2))
+            unsafe.copy_(g.unsafe)
+            replaced.copy_(g.replaced)
+            return g.images.permute(0, 2, 3, 1), mask * g.weights.to(mask.dtype)
+        g = harm.guard(rgb8[run].permute(0, 3, 1, 2), img8[run].permute(0, 3, 1, 2))
+        img8[run] = g.images.permute(0, 2, 3, 1)
+        mask[run] = mask[run] * g.weights.to(mask.dtype)
+        unsafe[run] = g.unsafe
+        replaced[run] = g.replaced
+        return img8, mask
 
     def _upload(self, streams: list[_Stream], arrays: list[np.ndarray]):
         """Equal-shape uint8 HxWxC frames -> (uint8 [B,H,W,3] RGB view, float [B,3,H,W] in

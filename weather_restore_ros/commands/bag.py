@@ -32,6 +32,10 @@ def register(sub) -> None:
     p.add_argument('--skip-clear-threshold', type=float, default=0.0, metavar='P',
                    help='pass frames through when the prior says clear with confidence >= P '
                         '(0 = never; node parameter skip_clear_threshold)')
+    p.add_argument('--no-harm-guard', action='store_true',
+                   help='write the raw model output even where it sprayed colour speckle '
+                        '(default: the input is written there, and the frame is counted as '
+                        'unsafe; node parameter harm_guard)')
     p.add_argument('--refresh-frames', type=int, default=30, metavar='N',
                    help='re-run CLIP every N frames per camera (0 = off)')
     p.add_argument('--refresh-seconds', type=float, default=2.0, metavar='S',
@@ -64,7 +68,8 @@ def run(args) -> int:
     options = RestoreOptions(
         topics=args.topics, storage=args.storage, checkpoint=args.checkpoint,
         device=args.device, precision=args.precision, classifier=args.classifier,
-        skip_clear_threshold=args.skip_clear_threshold, refresh_frames=args.refresh_frames,
+        skip_clear_threshold=args.skip_clear_threshold, harm_guard=not args.no_harm_guard,
+        refresh_frames=args.refresh_frames,
         refresh_seconds=args.refresh_seconds, scene_cut=args.scene_cut, ema=args.ema,
         max_pixels=args.max_pixels, oversize=args.oversize,
         output_encoding=args.output_encoding, mask=args.mask, compressed=args.compressed,

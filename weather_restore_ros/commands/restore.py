@@ -28,6 +28,10 @@ def register(sub) -> None:
                    help='larger images are processed in tiles (default 1920x1080)')
     p.add_argument('--oversize', choices=('tile', 'downscale'), default='tile',
                    help='what to do with images over --max-pixels')
+    p.add_argument('--no-harm-guard', action='store_true',
+                   help='write the raw model output even where it sprayed colour speckle '
+                        '(default: the input is written there; weather.jsonl says '
+                        '"unsafe_output": true for such an image)')
     p.add_argument('--every-n-frames', type=int, default=1, metavar='N',
                    help='videos: restore every N-th frame')
     p.set_defaults(func=run)
@@ -122,7 +126,8 @@ def run(args) -> int:
     try:
         engine = RestorationEngine.from_checkpoint(
             args.checkpoint, device=args.device, precision=args.precision,
-            max_pixels=args.max_pixels, oversize=args.oversize, warmup=False)
+            max_pixels=args.max_pixels, oversize=args.oversize, warmup=False,
+            harm_guard=not args.no_harm_guard)
     except (CheckpointError, EngineError, MissingWeightsError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
@@ -150,6 +155,9 @@ def run(args) -> int:
                              'output': str(png)}
                     if frame_name:
                         entry['frame'] = int(frame_name)
+                    if result.unsafe_output:   # the harm guard put the input back into part
+                        entry['unsafe_output'] = True
+                        entry['replaced_fraction'] = round(result.replaced_fraction, 4)
                     log.write(json.dumps(entry) + '\n')
                     log.flush()
                     frames_done += 1

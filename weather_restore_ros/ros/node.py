@@ -130,7 +130,8 @@ class RestoreNode(LifecycleNode):
                 precision=p['precision'], classifier=p['classifier'],
                 refresh=self._refresh_policy(p, RefreshPolicy),
                 skip_clear_threshold=p['skip_clear_threshold'],
-                max_pixels=p['max_frame_pixels'], oversize=p['oversize'], warmup=p['warmup'])
+                max_pixels=p['max_frame_pixels'], oversize=p['oversize'], warmup=p['warmup'],
+                harm_guard=p['harm_guard'])
         except Exception as exc:  # any load failure: say why, stay unconfigured
             self.get_logger().error(f'cannot load the restoration model: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -329,9 +330,15 @@ class RestoreNode(LifecycleNode):
                 self.get_logger().warning(
                     f'{cam.topic}: the model gave non-finite values for a frame; published it '
                     'unrestored (see invalid_output in /diagnostics)', throttle_duration_sec=5.0)
+            if result.unsafe_output:    # the harm guard put the input back into part of it
+                self.get_logger().warning(
+                    f'{cam.topic}: the model sprayed colour speckle over '
+                    f'{100 * result.replaced_fraction:.0f} % of a frame; published the input '
+                    'there (see unsafe_output in /diagnostics)', throttle_duration_sec=5.0)
             self._publish(cam, header, result)
             cam.stats.on_output(received, skipped_clear=result.skipped,
-                                invalid_output=result.invalid_output, weather=result.label,
+                                invalid_output=result.invalid_output,
+                                unsafe_output=result.unsafe_output, weather=result.label,
                                 weather_score=result.scores[result.label])
 
     def _restore(self, frames, meta) -> list:
@@ -413,6 +420,7 @@ class RestoreNode(LifecycleNode):
                     return SetParametersResult(successful=False, reason=str(exc))
                 engine.refresh_policy = policy  # every camera's cache follows
             engine.skip_clear_threshold = new['skip_clear_threshold']
+            engine.harm_guard = new['harm_guard']
             engine.max_pixels = new['max_frame_pixels']
             engine.oversize = new['oversize']
         self.p = new
@@ -463,7 +471,7 @@ class RestoreNode(LifecycleNode):
             status.level = DiagnosticStatus.ERROR
             status.message = (f'no frame on {topic} for {silent:.1f} s' if s['received']
                               else f'no frame received on {topic} since activation')
-        elif s['bad_input_recent'] or s['invalid_output_recent']:
+        elif s['bad_input_recent'] or s['invalid_output_recent'] or s['unsafe_output_recent']:
             status.level = DiagnosticStatus.WARN
             parts = []
             if s['bad_input_recent']:
@@ -471,6 +479,9 @@ class RestoreNode(LifecycleNode):
             if s['invalid_output_recent']:
                 parts.append(f'{s["invalid_output_recent"]} frame(s) published unrestored '
                              '(non-finite model output)')
+            if s['unsafe_output_recent']:
+                parts.append(f'{s["unsafe_output_recent"]} frame(s) published partly '
+                             'unrestored (colour speckle from the model)')
             status.message = ' and '.join(parts) + ' recently'
         else:
             status.level, status.message = DiagnosticStatus.OK, 'restoring'
@@ -485,7 +496,7 @@ class RestoreNode(LifecycleNode):
             skipped_clear=s['skipped_clear'], passthrough=s['passthrough'],
             bad_input=sum(s['bad_input'].values()),
             **{f'bad_input.{k}': v for k, v in sorted(s['bad_input'].items())},
-            invalid_output=s['invalid_output'],
+            invalid_output=s['invalid_output'], unsafe_output=s['unsafe_output'],
             prior_age_s=_round(prior.get('age_s')),
             prior_refreshes=prior.get('refreshes', 0),
             weather=s['weather'], weather_score=round(s['weather_score'], 3))

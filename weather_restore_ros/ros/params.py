@@ -67,6 +67,9 @@ PARAMS = (
           range=(1, 100)),
     Param('skip_clear_threshold', 0.0, 'pass frames through when the cached prior says clear '
           'with at least this confidence (0 = never)', runtime=True, range=(0.0, 1.0)),
+    Param('harm_guard', True, 'publish the input in the blocks of a frame where the model '
+          'sprayed colour speckle (counted as unsafe_output); false = the raw model output',
+          runtime=True),
     Param('max_frame_pixels', 1920 * 1080, 'larger frames are tiled or downscaled',
           runtime=True, range=(64 * 64, 100_000_000)),
     Param('oversize', 'tile', 'what to do with frames over max_frame_pixels', runtime=True,

@@ -32,6 +32,8 @@ class CameraStats:
         self._bad: deque[float] = deque()  # times of bad frames, for "recently" in diagnostics
         self.invalid_output = 0   # the model gave inf/NaN: the input was published instead
         self._invalid: deque[float] = deque()
+        self.unsafe_output = 0    # the harm guard put the input back into part of the frame
+        self._unsafe: deque[float] = deque()
         self.last_input: float | None = None
         self.weather: str = ''
         self.weather_score: float = 0.0
@@ -55,7 +57,7 @@ class CameraStats:
             self._bad.append(now)
 
     def on_output(self, received_at: float, *, skipped_clear=False, passthrough=False,
-                  invalid_output=False, weather: str | None = None,
+                  invalid_output=False, unsafe_output=False, weather: str | None = None,
                   weather_score: float = 0.0) -> None:
         now = self._clock()
         with self._lock:
@@ -67,13 +69,16 @@ class CameraStats:
             if invalid_output:
                 self.invalid_output += 1
                 self._invalid.append(now)
+            if unsafe_output:
+                self.unsafe_output += 1
+                self._unsafe.append(now)
             if weather is not None:
                 self.weather, self.weather_score = weather, weather_score
 
     def snapshot(self) -> dict:
         now = self._clock()
         with self._lock:
-            for q in (self._in, self._out, self._bad, self._invalid):
+            for q in (self._in, self._out, self._bad, self._invalid, self._unsafe):
                 while q and now - q[0] > self.window_s:
                     q.popleft()
             lat = np.asarray(self._latency_ms) if self._latency_ms else None
@@ -91,6 +96,8 @@ class CameraStats:
                 'bad_input_recent': len(self._bad),  # within the last window_s
                 'invalid_output': self.invalid_output,
                 'invalid_output_recent': len(self._invalid),
+                'unsafe_output': self.unsafe_output,
+                'unsafe_output_recent': len(self._unsafe),
                 'silent_s': None if self.last_input is None else now - self.last_input,
                 'weather': self.weather,
                 'weather_score': self.weather_score,

@@ -41,6 +41,8 @@ class TopicAccount:
     copied: int = 0
     restored: int = 0
     clear_passthrough: int = 0     # restored frames passed through (skip-when-clear)
+    invalid_output: int = 0        # restored frames written unrestored: non-finite model output
+    unsafe_output: int = 0         # restored frames with the input in part (the harm guard)
     skipped: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)   # reason -> first error message
     weather: Counter = field(default_factory=Counter)
@@ -77,6 +79,7 @@ class TopicAccount:
         return {'type': self.msgtype, 'role': self.role, 'expected': self.expected,
                 'read': self.read, 'copied': self.copied, 'restored': self.restored,
                 'clear_passthrough': self.clear_passthrough,
+                'invalid_output': self.invalid_output, 'unsafe_output': self.unsafe_output,
                 'skipped': self.skipped_total, 'skipped_reasons': dict(self.skipped),
                 'skip_examples': dict(self.examples), 'weather': dict(self.weather),
                 'prior_refreshes': dict(self.prior_refreshes),
@@ -127,19 +130,30 @@ class Accounting:
                      skipped=a.skipped_total, expected=a.expected)
         return dict(t)
 
+    def model_failures(self) -> dict[str, int]:
+        """Restored frames the model failed on, over all topics: ``invalid_output`` (written
+        unrestored) and ``unsafe_output`` (the harm guard put the input back into part)."""
+        return {k: sum(getattr(a, k) for a in self.topics.values())
+                for k in ('invalid_output', 'unsafe_output')}
+
     def table(self) -> str:
-        """Plain-text table, one row per input topic, and a total row."""
-        head = ('topic', 'type', 'read', 'copied', 'restored', 'skipped', 'why skipped')
+        """Plain-text table, one row per input topic, and a total row. ``invalid``: frames
+        written unrestored (non-finite model output); ``unsafe``: frames written partly
+        unrestored by the harm guard (both are among ``restored``)."""
+        head = ('topic', 'type', 'read', 'copied', 'restored', 'skipped', 'invalid', 'unsafe',
+                'why skipped')
         rows = []
         for a in self.topics.values():
             why = ', '.join(f'{k} {v}' for k, v in sorted(a.skipped.items()))
             rows.append((a.topic, a.msgtype.split('/')[-1], a.read, a.copied,
-                         a.restored if a.role == 'restore' else '-', a.skipped_total, why))
-        t = self.totals()
+                         *((a.restored, a.skipped_total, a.invalid_output, a.unsafe_output)
+                           if a.role == 'restore' else ('-', a.skipped_total, '-', '-')),
+                         why))
+        t, f = self.totals(), self.model_failures()
         rows.append(('total', '', t.get('read', 0), t.get('copied', 0), t.get('restored', 0),
-                     t.get('skipped', 0), ''))
+                     t.get('skipped', 0), f['invalid_output'], f['unsafe_output'], ''))
         widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
-        numeric = {2, 3, 4, 5}
+        numeric = {2, 3, 4, 5, 6, 7}
 
         def fmt(row):
             cells = [str(c).rjust(w) if i in numeric else str(c).ljust(w)

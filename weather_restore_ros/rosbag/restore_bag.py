@@ -62,6 +62,7 @@ class RestoreOptions:
     precision: str = 'auto'
     classifier: str = 'head'
     skip_clear_threshold: float = 0.0
+    harm_guard: bool = True                  # put the input back where the model speckled
     refresh_frames: int = 30                 # prior.refresh_frames
     refresh_seconds: float = 2.0             # prior.refresh_seconds, on the bag clock
     scene_cut: float = 0.12                  # prior.scene_cut_threshold
@@ -104,7 +105,9 @@ class BagSummary:
             'seconds': round(self.seconds, 3), 'frames': self.frames,
             'frames_per_s': round(self.frames / self.seconds, 2) if self.seconds > 0 else None,
             'prior_age_clock': 'bag timestamp', 'model': self.model, 'options': self.options,
-            'totals': self.accounting.totals(), 'topics': self.accounting.to_dict()}
+            'totals': self.accounting.totals(),
+            'model_failures': self.accounting.model_failures(),
+            'topics': self.accounting.to_dict()}
 
 
 def default_summary_path(output: str | Path) -> Path:
@@ -147,7 +150,7 @@ def _engine_from(options: RestoreOptions):
         options.checkpoint, device=options.device, precision=options.precision,
         classifier=options.classifier, refresh=_policy(options),
         skip_clear_threshold=options.skip_clear_threshold, max_pixels=options.max_pixels,
-        oversize=options.oversize, warmup=False)
+        oversize=options.oversize, warmup=False, harm_guard=options.harm_guard)
 
 
 def _policy(options: RestoreOptions):
@@ -338,6 +341,8 @@ class _BagRestorer:
         self._write(cam.conns[names.label], ts, T[STRING](data=r.label), STRING)
         acc.restored += 1
         acc.clear_passthrough += bool(r.skipped)
+        acc.invalid_output += bool(r.invalid_output)
+        acc.unsafe_output += bool(r.unsafe_output)   # written as guarded (input where speckled)
         acc.weather[r.label] += 1
         if r.prior_refreshed:
             acc.prior_refreshes[r.prior_refreshed] += 1
@@ -352,10 +357,11 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
     """Restore ``input_path`` into a new bag at ``output_path``; returns the summary.
 
     ``engine``: an already loaded RestorationEngine to use (tests, or several bags in a row);
-    the options' refresh policy and skip threshold are applied to it, and the streams this run
-    creates are forgotten afterwards. Raises BagError for unusable paths, TopicPlanError for an
-    ambiguous topic selection, and AccountingError when the counts do not add up (the output is
-    then left at ``.<OUT>.partial/<OUT>`` for inspection and the summary says what is wrong).
+    the options' refresh policy, skip threshold and harm guard are applied to it, and the
+    streams this run creates are forgotten afterwards. Raises BagError for unusable paths,
+    TopicPlanError for an ambiguous topic selection, and AccountingError when the counts do not
+    add up (the output is then left at ``.<OUT>.partial/<OUT>`` for inspection and the summary
+    says what is wrong).
     """
     from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 
@@ -403,6 +409,7 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
         else:
             engine.refresh_policy = _policy(options)
             engine.skip_clear_threshold = options.skip_clear_threshold
+            engine.harm_guard = options.harm_guard
         t0 = time.perf_counter()   # frames/s without the model load
         for c in reader.connections:
             role = 'restore' if c.topic in plan.restore else 'copy'
