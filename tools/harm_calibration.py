@@ -211,8 +211,10 @@ def main(argv=None) -> int:
     print(f'\nharm.py: speckle = high-pass out > {harm.SPECKLE_OUT}, in < {harm.SPECKLE_IN}, '
           f'unexplained chroma > {harm.SPECKLE_HUE} (gain <= {harm.MAX_GAIN:g}); harmed > '
           f'{100 * harm.HARM_FRACTION:g} % of the frame; guard: {harm.BLOCK}x{harm.BLOCK} '
-          f'blocks with > {harm.BLOCK_BOUND} speckle px (+ neighbours). Photos resized to '
-          f'<= {args.max_width} px wide. {time.perf_counter() - t0:.0f} s.')
+          f'blocks with > {harm.BLOCK_BOUND} speckle px (+ neighbours). '
+          + (f'Photos resized to <= {args.max_width} px wide. ' if args.max_width
+             else 'Photos at their own size. ')
+          + f'{time.perf_counter() - t0:.0f} s.')
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + '\n')
     if args.sheet:

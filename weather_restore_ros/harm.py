@@ -48,19 +48,22 @@ elementwise min/max operations on bytes instead of sorting 25 values per pixel),
 can run it on every frame, on the device the frame is on. Evaluation uses the same function, so
 the guard and the reported numbers agree.
 
-**The guard** (:func:`guard`, what the engine runs on every restored frame): speckle is
-counted in ``32 x 32`` blocks; a block with more than 12 speckle pixels (of 1024) is unsafe, and
-so are its 8 neighbours (a runaway region's fringe is damaged too -- dark blotches, milder colour
--- with fewer countable dots; the dilation takes the fringe with it). Unsafe blocks get the input
+**The guard** (:func:`guard`, what the engine runs on every restored frame): speckle is counted
+in ``32 x 32`` blocks; a block with more than 12 speckle pixels (of 1024) is unsafe, and so are
+its 8 neighbours (a runaway region's fringe is damaged too -- dark blotches, milder colour --
+with fewer countable dots; the dilation takes the fringe with it). Unsafe blocks get the input
 back, exactly. The seam is feathered: the block grid of weights (0 = input, 1 = output) is
 upsampled bilinearly and stretched so that the ramp from input to output lies in the outer half
 of the next block (a hard block edge between a dehazed and a foggy block is a visible step; a
 ramp reaching into the unsafe ring leaves half-visible blotches, seen on DAWN photos). A frame
-without unsafe blocks is the output, bit for bit. The bound: at most 9 speckle pixels in any
-block of the dark-channel baseline on 200 DAWN fog photos, 4 for the perfect derainer; the shipped
-model's speckled blocks hold up to 226. On a 2-core CPU (shared, loaded) a 640x480 check costs
-about 4 ms when nothing is found (the byte-only :func:`isolated_new_chroma` and an early return)
-and about 10 ms when blocks are replaced; on a GPU all of it is a few elementwise kernels.
+without unsafe blocks is the output, bit for bit. The bound sits at the top of what good outputs
+reach: at most 9 speckle pixels in any block of the dark-channel baseline on the 200 DAWN fog
+photos at 640 px (12 at their own size), 4 for the perfect derainer; the shipped model's
+speckled blocks hold up to 250. It leans that way because the two errors are not alike: a false
+alarm gives back a patch of the input, never a frame worse than the input; a miss publishes
+speckle. On a 2-core CPU (shared, loaded) a 640x480 check costs about 4 ms when nothing is found
+(the byte-only :func:`isolated_new_chroma` and an early return) and about 10 ms when blocks are
+replaced; on a GPU all of it is a few elementwise kernels.
 """
 from __future__ import annotations
 
