@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from weather_restore_ros.model import build_model
-from weather_restore_ros.model.losses import (RestorationLoss, activation_excess, charbonnier,
+from weather_restore_ros.model.losses import (RestorationLoss, charbonnier,
                                               degradation_mask, gate_loss, psnr_loss,
                                               soft_residual_distillation, ssim, ssim_loss,
                                               weather_classification_loss)
@@ -48,20 +48,6 @@ def test_psnr_loss_is_minus_psnr_averaged_per_image():
     psnr_loss(p, y + torch.tensor([1 / 255, 0.1]).view(2, 1, 1, 1)).backward()
     g = p.grad.abs().flatten(1).mean(1)
     assert 1.0 < (g[0] / g[1]).item() < 5.0
-
-
-def test_activation_excess_is_zero_within_the_threshold_and_quadratic_beyond():
-    inside = torch.full((1, 4, 3, 3), 9.0)
-    assert activation_excess([inside, -inside], threshold=10.0).item() == 0.0
-    a = torch.zeros(1, 1, 2, 2)
-    a[0, 0, 0, 0] = -30.0                      # |a| / 10 - 1 = 2 on one of 4 pixels
-    assert activation_excess([a], 10.0).item() == pytest.approx(4.0 / 4)
-    assert activation_excess([a, inside], 10.0).item() == pytest.approx(0.5)   # mean over both
-    p = a.clone().requires_grad_()
-    activation_excess([p], 10.0).backward()
-    assert p.grad[0, 0, 0, 0] < 0 and p.grad.flatten()[1:].abs().sum() == 0  # shrinks |a| only
-    with pytest.raises(ValueError):
-        activation_excess([], 10.0)
 
 
 def test_gate_loss_rewards_gates_that_find_the_degraded_pixels():

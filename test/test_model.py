@@ -410,3 +410,31 @@ def test_photo_health_flags_speckle_on_a_photo_and_passes_a_healthy_model(tmp_pa
     assert report['healthy'] and not report['harmed'] and report['max_speckle'] < 5e-4
     with pytest.raises(FileNotFoundError):
         photo_paths([tmp_path / 'absent'])
+
+
+def test_shipped_model_restores_every_weather_on_the_held_out_photo():
+    """The shipped model (its real ImageNet encoder) on the held-out photo, never trained on,
+    at 320x240 with each weather family at severity 0.6: every weather gains over its input
+    (measured at shipping: light rain +2.0, heavy rain +8.3, fog +3.3, snow +1.6, raindrops
+    +0.4 dB), the weather is named, nothing is guarded, and the clear frame passes through
+    almost unchanged (37.4 dB) and is called clear."""
+    import cv2
+
+    from weather_restore_ros.engine import RestorationEngine
+    from weather_restore_ros.metrics import psnr
+    from weather_restore_ros.synth.compose import synthesize
+    from weather_restore_ros.synth.samples import sample_images
+
+    engine = RestorationEngine.from_checkpoint(None, device='cpu', warmup=False)
+    clean = cv2.resize(sample_images(['china'])[0][1], (320, 240), interpolation=cv2.INTER_AREA)
+    min_gain = {'rain:light': 1.0, 'rain:heavy': 4.0, 'fog': 1.5, 'snow:medium': 0.8,
+                'raindrop': 0.1}
+    for weather, gain in min_gain.items():
+        degraded, _ = synthesize(clean, weather, 0, severity=0.6)
+        engine.forget_stream('t')
+        r = engine.restore(degraded, 't')
+        assert psnr(r.image, clean) - psnr(degraded, clean) >= gain, weather
+        assert r.label == weather.split(':')[0] and not r.unsafe_output, weather
+    engine.forget_stream('t')
+    r = engine.restore(clean, 't')
+    assert psnr(r.image, clean) >= 35.0 and r.label == 'clear'

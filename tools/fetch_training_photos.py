@@ -22,8 +22,7 @@ The held-out validation photo (``china``, shipped in weather_restore_ros/assets)
 them.
 
     python tools/fetch_training_photos.py .build/photos
-    python tools/fetch_training_photos.py .build/photos --only skimage,mate   # the 20 photos the
-                                                       # configs/shipped_small/ chain was trained on
+    python tools/fetch_training_photos.py .build/photos --only skimage,mate   # a subset
     python tools/fetch_training_photos.py --licences   # the model card's licence lines
 """
 import hashlib

@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """Install a trained checkpoint as the package's shipped model and write its model card.
 
-    python tools/ship_model.py runs/weather_small/last.safetensors --suite ../shared/data \
-        --compare weather_restore_ros/models/weather_small.safetensors
+    python tools/ship_model.py runs/weather_small_stage2/last.safetensors --suite ../shared/data
 
 Refuses a checkpoint that fails the numerical stress test (``weather_restore_ros.stress``:
 inf/NaN or runaway logits on flat colours and saturated blocks) or, with ``--suite``, puts
@@ -159,7 +158,8 @@ def main() -> int:
         f'{training.get("wall_time_s", 0) / 60:.0f} min. Losses: {training.get("losses")}. '
         f'{ema_note}',
         f'- Started from: `{training.get("init_from") or "random initialisation"}`.',
-        '- Reproduce: `configs/weather_small.yaml` (the commands are at its top).', '',
+        '- Reproduce: `configs/weather_small.yaml` then `configs/weather_small_stage2.yaml` (the '
+        'commands are at the top of the first).', '',
         '## Checks before shipping (`tools/ship_model.py`)',
         f'- Stress test (flat colours, colour blocks, noise; 160 and 320 px): '
         f'{health["frames"]} frames, all finite, largest |logit| {health["max_abs_logit"]:.1f}.',

@@ -1,19 +1,18 @@
 """Numerical stress test of a restorer: does it stay finite on frames unlike its training data,
 and does it keep real photos free of coloured speckle (:func:`photo_health`)?
 
-The blocks have no normalisation layers (``model/blocks.py``) and SimpleGate multiplies two
-activations, so a block can square its input's scale. Trained weights usually keep that in
-check, but a fine-tune can leave a path where, for some input, activations grow block after
-block until they overflow -- measured on a raindrop fine-tune: flat yellow went 25 -> 214 ->
-8.3e3 -> 1.6e8 -> NaN through the encoder, while every held-out weather photo was fine. PSNR on
-validation photos cannot see this; a camera pointed at a yellow truck would. ``ship_model.py``
-refuses a checkpoint that fails here, and the tests hold the shipped model to it.
+SimpleGate multiplies two activations, so a block without normalisation can square its
+input's scale. Trained weights usually keep that in check, but a fine-tune can leave a path
+where, for some input, activations grow block after block until they overflow -- measured on a
+raindrop fine-tune: flat yellow went 25 -> 214 -> 8.3e3 -> 1.6e8 -> NaN through the encoder,
+while every held-out weather photo was fine -- or, held finite by a clamp (``gate_bound``),
+spray coloured speckle over a car in a foggy road photo. PSNR on validation photos sees
+neither; a camera pointed at a yellow truck would. ``ship_model.py`` refuses a checkpoint that
+fails here, and the tests hold the shipped model to it.
 
-Remedies in the model and the trainer: ``ModelConfig.block_norm`` (a LayerNorm per block),
-``ModelConfig.gate_bound`` (SimpleGate's factors clamped: finite, though not necessarily
-sensible), and training on pattern scenes (``data.train.patterns``) with the ``act`` loss, which
-penalises SimpleGate inputs beyond ``act_threshold`` -- the reconstruction loss alone cannot see
-the runaway, because the output clamp to [0, 1] hides any residual on a saturated colour.
+The remedy is in the architecture: ``ModelConfig.block_norm`` puts a LayerNorm in front of
+every block and SAR unit (NAFNet's layout), so a block's output scale no longer follows its
+input's; the shipped model has it and no clamp.
 """
 from __future__ import annotations
 

@@ -37,19 +37,16 @@ from .checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, 
 from .encoders import ClipPrior
 from .factory import build_encoder
 from .engine import resolve_device
-from .model.blocks import SimpleGate
 from .model.config import get_config
 from .model.losses import DEFAULT_LOSS_WEIGHTS, RestorationLoss
 from .model.restorer import WeatherRestorer
 
 #: Weighted loss terms. 'recon' (Charbonnier) weighs 1.0 unless set; the others are computed only
 #: when their weight is > 0 (a term missing from ``loss`` is off). 'psnr': NAFNet's PSNR loss;
-#: 'gate': the SAR gates against the pair's degradation mask (see ``losses.gate_loss``);
-#: 'act': SimpleGate inputs beyond ``act_threshold`` (``losses.activation_excess``).
+#: 'gate': the SAR gates against the pair's degradation mask (see ``losses.gate_loss``).
 LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 #: Other ``loss`` options (with defaults).
-LOSS_OPTIONS = {'srd_temperature': 0.1, 'srd_l2_weight': 0.0, 'label_smoothing': 0.0,
-                'act_threshold': 64.0}
+LOSS_OPTIONS = {'srd_temperature': 0.1, 'srd_l2_weight': 0.0, 'label_smoothing': 0.0}
 CLIP_OPTIONS = ('timm', 'image_size', 'embedded', 'model_name', 'pretrained', 'cache_dir',
                 'trainable')
 #: ModelConfig fields the trainer derives from the CLIP, the loss and class_names.
@@ -306,18 +303,7 @@ class Objective(torch.nn.Module):
         opt = {k: float(loss.get(k, v)) for k, v in LOSS_OPTIONS.items()}
         self.criterion = RestorationLoss(weights, srd_temperature=opt['srd_temperature'],
                                          srd_l2_weight=opt['srd_l2_weight'],
-                                         label_smoothing=opt['label_smoothing'],
-                                         act_threshold=opt['act_threshold'])
-        # 'act' reads every SimpleGate's input, collected by forward pre-hooks during forward().
-        self._activations: list[torch.Tensor] | None = None
-        if weights['act'] > 0:
-            for m in model.modules():
-                if isinstance(m, SimpleGate):
-                    m.register_forward_pre_hook(self._collect)
-
-    def _collect(self, module, args):
-        if self._activations is not None:
-            self._activations.append(args[0])
+                                         label_smoothing=opt['label_smoothing'])
 
     @property
     def weights(self) -> dict[str, float]:
@@ -328,12 +314,7 @@ class Objective(torch.nn.Module):
         srd = self.weights['srd'] > 0
         shared = srd and teacher is self.clip
         prior = self.clip.encode(x, with_tokens=shared)
-        self._activations = [] if self.weights['act'] > 0 else None
-        try:
-            out = self.model(x, prior.embedding)
-            activations = self._activations
-        finally:
-            self._activations = None
+        out = self.model(x, prior.embedding)
         tokens = {}
         if srd:
             with torch.no_grad():
@@ -341,8 +322,7 @@ class Objective(torch.nn.Module):
                 clean = teacher.encode(y, with_tokens=True)
             tokens = dict(srd_student=self.model.srd_student(out.residuals, degraded.grid),
                           teacher_degraded=degraded.tokens, teacher_clean=clean.tokens)
-        total, parts = self.criterion(out, y, labels=label, inputs=x, activations=activations,
-                                      **tokens)
+        total, parts = self.criterion(out, y, labels=label, inputs=x, **tokens)
         del parts['total']
         return total, parts
 

@@ -202,36 +202,19 @@ def weather_classification_loss(logits: torch.Tensor, labels: torch.Tensor,
                            ignore_index=ignore_index)
 
 
-# ---------------------------------------------------------------------- regularisation
-def activation_excess(activations: Sequence[torch.Tensor], threshold: float) -> torch.Tensor:
-    """Mean over the given tensors of ``mean(relu(|a| / threshold - 1)^2)``: zero while every
-    activation stays within ``threshold``, growing with how far it runs beyond.
-
-    Fed SimpleGate's inputs (``Objective`` collects them), this trains away the one failure a
-    reconstruction loss cannot see: on a saturated flat colour the output clamp to [0, 1] hides a
-    residual of any size, so a fine-tune may let activations grow block after block until they
-    overflow (``weather_restore_ros.stress``).
-    """
-    if not activations:
-        raise ValueError('activation_excess needs at least one activation tensor')
-    t = float(threshold)
-    return torch.stack([F.relu(a.float().abs() / t - 1.0).pow(2).mean()
-                        for a in activations]).mean()
-
-
 # ---------------------------------------------------------------------- combination
 DEFAULT_LOSS_WEIGHTS = {'recon': 1.0, 'psnr': 0.0, 'ssim': 0.2, 'gate': 0.0, 'srd': 0.1,
-                        'cls': 0.05, 'act': 0.0}
+                        'cls': 0.05}
 
 
 class RestorationLoss(nn.Module):
     """Weighted sum ``recon * charbonnier + psnr * (-PSNR) + ssim * (1 - SSIM) + gate * BCE(SAR
-    gates, degradation mask) + srd * SRD + cls * CE + act * activation_excess``.
+    gates, degradation mask) + srd * SRD + cls * CE``.
 
     ``weights``: any subset of ``DEFAULT_LOSS_WEIGHTS`` (missing keys take its values; unknown
     keys raise). A term is computed only when its weight is non-zero and its inputs are given
     (gate needs a ``RestorerOutput`` and the degraded ``inputs``, SRD the three token tensors,
-    cls labels, act the ``activations``), so the same module serves paired data with or without
+    cls labels), so the same module serves paired data with or without
     CLIP teachers or weather labels.
 
     ``forward(pred, target, ...) -> (total, parts)``; ``pred`` is the restored image or a
@@ -241,8 +224,7 @@ class RestorationLoss(nn.Module):
 
     def __init__(self, weights: Optional[Mapping[str, float]] = None,
                  srd_temperature: float = 0.1, srd_l2_weight: float = 0.0,
-                 label_smoothing: float = 0.0, charbonnier_eps: float = 1e-3,
-                 act_threshold: float = 64.0):
+                 label_smoothing: float = 0.0, charbonnier_eps: float = 1e-3):
         super().__init__()
         weights = dict(weights or {})
         unknown = sorted(set(weights) - set(DEFAULT_LOSS_WEIGHTS))
@@ -254,7 +236,6 @@ class RestorationLoss(nn.Module):
         self.srd_l2_weight = srd_l2_weight
         self.label_smoothing = label_smoothing
         self.charbonnier_eps = charbonnier_eps
-        self.act_threshold = act_threshold
 
     def forward(self, pred, target: torch.Tensor, *, logits: Optional[torch.Tensor] = None,
                 labels: Optional[torch.Tensor] = None,
@@ -262,7 +243,6 @@ class RestorationLoss(nn.Module):
                 srd_student: Optional[torch.Tensor] = None,
                 teacher_degraded: Optional[torch.Tensor] = None,
                 teacher_clean: Optional[torch.Tensor] = None,
-                activations: Optional[Sequence[torch.Tensor]] = None,
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gates = None
         if hasattr(pred, 'image'):
@@ -293,9 +273,6 @@ class RestorationLoss(nn.Module):
         if w['cls'] and logits is not None and labels is not None:
             parts['cls'] = weather_classification_loss(logits, labels, self.label_smoothing)
             total = total + w['cls'] * parts['cls']
-        if w['act'] and activations:
-            parts['act'] = activation_excess(activations, self.act_threshold)
-            total = total + w['act'] * parts['act']
         out = {k: v.detach() for k, v in parts.items()}
         out['total'] = total.detach()
         return total, out
