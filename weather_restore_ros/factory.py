@@ -124,9 +124,8 @@ def load_model(checkpoint: str | Path | Checkpoint | None = None, *,
                clip_cache_dir: str | None = None,
                device: str | torch.device = 'cpu') -> LoadedModel:
     """Checkpoint, restorer and encoder from a path (``None``: the shipped model). The
-    configured encoder is checked against the checkpoint's before anything slow is loaded."""
+    configured encoder is checked against the checkpoint's (by :func:`encoder_from_checkpoint`)
+    before the encoder's weights are loaded."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    check_clip_matches(ckpt.clip, clip_model, clip_pretrained)
-    restorer = restorer_from_checkpoint(ckpt)
     encoder = encoder_from_checkpoint(ckpt, clip_model, clip_pretrained, clip_cache_dir, device)
-    return LoadedModel(ckpt, restorer, encoder)
+    return LoadedModel(ckpt, restorer_from_checkpoint(ckpt), encoder)
