@@ -67,14 +67,11 @@ def run(args) -> int:
             info = ClipInfo.from_dict(clip)
         except (TypeError, ValueError) as exc:
             info, where = None, f'unreadable encoder metadata ({exc})'
-        if info is None:
-            pass
-        elif info.kind == 'timm':
-            where = weights_status(info.model_name[len(TIMM_PREFIX):])
-        elif info.embedded:
-            where = 'weights inside the checkpoint'
         else:
-            where = clip_weights_status(info.model_name, info.pretrained, args.clip_cache_dir)
+            where = (weights_status(info.model_name[len(TIMM_PREFIX):]) if info.kind == 'timm'
+                     else 'weights inside the checkpoint' if info.embedded
+                     else clip_weights_status(info.model_name, info.pretrained,
+                                              args.clip_cache_dir))
         training = meta.get('training') or {}
         print(f'  format           {meta["format_version"]}')
         print(f'  model config     {(meta["model_config"] or {}).get("name", "?")}')
