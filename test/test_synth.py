@@ -163,15 +163,25 @@ def test_fog_lowers_contrast_and_moves_towards_airlight(photo):
         assert out.mean() > photo.mean()
 
 
-def test_fog_is_denser_far_away():
-    # Same texture everywhere, so only the depth proxy's row (ground-plane) cue differs:
-    # contrast must survive better in the bottom rows (near) than in the top rows (far).
+def _uniform_texture() -> np.ndarray:
+    """The same texture everywhere, so only the depth proxy's row (ground-plane) cue differs."""
     rng = np.random.default_rng(0)
-    tex = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 1.5)
+    return cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 1.5)
+
+
+def _contrast_kept_far_and_near(out: np.ndarray, tex: np.ndarray) -> tuple[float, float]:
+    """How much of the texture's contrast survives in the top rows (far) and bottom (near)."""
+    kept = grey(out).std(axis=1) / grey(tex).std(axis=1)
+    return kept[:60].mean(), kept[-40:].mean()
+
+
+def test_fog_is_denser_far_away():
+    # contrast must survive better in the bottom rows (near) than in the top rows (far)
+    tex = _uniform_texture()
     for seed in range(3):
         out, _ = synthesize(tex, 'fog', seed, 0.7)
-        kept = grey(out).std(axis=1) / grey(tex).std(axis=1)
-        assert kept[:60].mean() < kept[-40:].mean()
+        far, near = _contrast_kept_far_and_near(out, tex)
+        assert far < near
 
 
 def test_rain_adds_bright_streaks_oriented_along_the_wind(dark_flat):
@@ -311,12 +321,11 @@ def test_rain_heavy_brightens_far_more_and_spreads_its_directions(dark_flat, pho
 
 
 def test_rain_veil_hazes_the_distance_over_its_streaks():
-    rng = np.random.default_rng(0)
-    tex = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 1.5)
+    tex = _uniform_texture()
     for seed in range(3):
         out, p = synthesize(tex, 'rain:veil', seed, 0.7)
-        kept = grey(out).std(axis=1) / grey(tex).std(axis=1)
-        assert kept[:60].mean() < kept[-40:].mean(), 'denser far away (the fog depth proxy)'
+        far, near = _contrast_kept_far_and_near(out, tex)
+        assert far < near, 'denser far away (the fog depth proxy)'
         assert out.mean() > tex.mean() + 10
         assert 'veil' in p['effects']['rain'] and p['effects']['rain']['layers']
 
