@@ -28,6 +28,7 @@ from typing import Any
 # Same as weather_restore_ros.DEFAULT_WEATHER_CLASSES (kept here: model/ imports only torch).
 DEFAULT_WEATHER_CLASSES = ('clear', 'rain', 'snow', 'fog', 'raindrop')
 
+UPSAMPLE_MODES = ('shuffle', 'bilinear')
 _TUPLE_FIELDS = ('widths', 'enc_blocks', 'dec_blocks', 'cwp_scales', 'class_names')
 
 
@@ -74,6 +75,12 @@ class ModelConfig:
     # validation photo contains (``weather_restore_ros.stress``). Off by default: checkpoints
     # written before it existed load unchanged; on in configs/allweather_base.yaml.
     block_norm: bool = False
+    # How the decoder doubles resolution. 'shuffle': 1x1 conv to 4x the channels + pixel shuffle,
+    # each output pixel of a 2x2 cell from its own weights; four such steps (plus the stem) tile
+    # smooth regions into a visible 16 px grid where the network changes an image a lot (flat
+    # fog dehazed). 'bilinear': 1x1 conv, then bilinear x2 (the same FLOPs / 4, no cell edges).
+    # Default 'shuffle': checkpoints written before the field existed load unchanged.
+    upsample: str = 'shuffle'
     # Bound on SimpleGate's two factors (``clamp(-b, b)`` each, so a gate output is at most
     # ``b**2``); 0 = unbounded. Trained weights mostly keep the factors below ~100 on photos
     # (a few photos drove one model's to ~4e3); on an unlucky flat colour a fine-tune's factors
@@ -155,6 +162,8 @@ class ModelConfig:
             bad('expansion must be >= 1 and dw_kernel odd')
         if self.gate_hidden < 1:
             bad('gate_hidden must be >= 1')
+        if self.upsample not in UPSAMPLE_MODES:
+            bad(f'upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}')
         if not self.gate_bound >= 0:
             bad(f'gate_bound must be >= 0 (0 = unbounded), got {self.gate_bound}')
         if self.num_classes < 1 or len(self.class_names) != self.num_classes:

@@ -106,7 +106,7 @@ class WeatherRestorer(nn.Module):
                 self.cwp[str(i)] = CrossAttention(w[i], cfg.token_dim, cfg.attn_heads)
 
         # Decoder, coarse to fine: up[j] brings scale j+1 to scale j.
-        self.up = nn.ModuleList(Upsample(w[j + 1], w[j]) for j in range(n - 1))
+        self.up = nn.ModuleList(Upsample(w[j + 1], w[j], cfg.upsample) for j in range(n - 1))
         self.dec = nn.ModuleList(make_stage(w[j], cfg.dec_blocks[j], cfg.expansion, cfg.dw_kernel,
                                             cfg.channel_attention, cfg.block_norm,
                                             cfg.gate_bound)
