@@ -5,6 +5,7 @@ import sys
 
 
 def register(sub) -> None:
+    from ..cpu_threads import add_threads_argument
     p = sub.add_parser(
         'bag', help='restore the camera topics of a rosbag2 into a new bag (offline)',
         description=(
@@ -57,10 +58,13 @@ def register(sub) -> None:
     p.add_argument('--summary', metavar='JSON', help='summary path (default <OUT>_summary.json)')
     p.add_argument('--overwrite', action='store_true', help='replace an existing OUT bag')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..cpu_threads import configure
+    configure(args.threads)   # before torch is imported: it reads the wait policy once
     from ..rosbag.accounting import AccountingError
     from ..rosbag.restore_bag import BagError, RestoreOptions, restore_bag
     from ..rosbag.topics import TopicPlanError

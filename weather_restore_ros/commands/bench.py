@@ -16,6 +16,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(sub) -> None:
+    from ..cpu_threads import add_threads_argument
+
     p = sub.add_parser(
         'bench', help='measure per-frame latency',
         description='Time the restoration network alone (per config, random weights, batch 1, '
@@ -25,7 +27,7 @@ def register(sub) -> None:
                     'engine figure gives minimum and median.')
     p.add_argument('--configs', nargs='+', default=['small'], help='model configs to time')
     p.add_argument('--size', type=_size, default=(640, 480), help='WIDTHxHEIGHT (default 640x480)')
-    p.add_argument('--threads', type=int, default=2, help='CPU threads (torch.set_num_threads)')
+    add_threads_argument(p)
     p.add_argument('--iters', type=int, default=20)
     p.add_argument('--device', default='cpu', help='cpu | cuda | cuda:N | auto')
     p.add_argument('--precision', default='auto', help='engine: auto | fp32 | fp16 | bf16')
@@ -36,12 +38,30 @@ def register(sub) -> None:
                         "interleaved so a busy machine slows each alike ('shipped' = the "
                         "packaged model); ratios are against the first")
     p.add_argument('--batch', type=int, default=1, help='engine: cameras restored together')
+    p.add_argument('--load', type=int, default=0, metavar='N',
+                   help='engine: also time it while N busy-loop processes run (load levels '
+                        '0..N in one run, interleaved; each thread setting in its own process)')
+    p.add_argument('--sweep', action='store_true',
+                   help='with --load: compare thread counts, OpenMP wait policies and inter-op '
+                        'threads against the chosen setting')
+    p.add_argument('--json', metavar='PATH', help='--load / --node: also write the report here')
+    from ..node_bench.cli import add_arguments as add_node_arguments
+    add_node_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-
-    import torch
+    if args.node:   # the live node over DDS: its own module
+        from ..node_bench.cli import run as run_node_bench
+        return run_node_bench(args)
+    if args.load < 0 or (args.load and not args.engine):
+        print('error: --load N needs --engine and N >= 0', file=sys.stderr)
+        return 2
+    if args.load:   # quiet and loaded in one run, one process per thread setting
+        from ..thread_bench import run as run_under_load
+        return run_under_load(args)
+    from ..cpu_threads import configure
+    args.threads = configure(args.threads).threads   # before torch starts its pool
 
     from ..checkpoint import CheckpointError
     from ..encoders import MissingWeightsError
@@ -51,8 +71,8 @@ def run(args) -> int:
     from ..model.restorer import WeatherRestorer
 
     w, h = args.size
-    if args.iters < 1 or args.threads < 1 or args.batch < 1:
-        print('error: --iters, --threads and --batch must be >= 1', file=sys.stderr)
+    if args.iters < 1 or args.batch < 1:
+        print('error: --iters and --batch must be >= 1', file=sys.stderr)
         return 2
     unknown = [c for c in args.configs if c not in CONFIGS]
     if unknown:
@@ -64,7 +84,6 @@ def run(args) -> int:
     except EngineError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
-    torch.set_num_threads(args.threads)
     engines = []
     if args.engine:  # load first: a missing checkpoint fails before minutes of timing
         for ckpt in args.checkpoint or ['shipped']:

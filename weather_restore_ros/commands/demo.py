@@ -12,6 +12,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(sub) -> None:
+    from ..cpu_threads import add_threads_argument
     p = sub.add_parser(
         'demo', help='run the live node on a generated two-camera bag and show the results',
         description=(
@@ -28,6 +29,7 @@ def register(sub) -> None:
     p.add_argument('--size', type=_size, default=(320, 240), metavar='WxH')
     p.add_argument('--domain-id', type=int, metavar='N',
                    help='join DDS domain N (default: a private one, discovery on localhost)')
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
@@ -38,7 +40,8 @@ def run(args) -> int:
 
     options = DemoOptions(output=args.output, checkpoint=args.checkpoint, device=args.device,
                           seconds_per_segment=args.seconds_per_segment, rate_hz=args.rate,
-                          size=args.size, domain_id=args.domain_id)
+                          size=args.size, domain_id=args.domain_id,
+                          node_parameters={'threads': args.threads or 0})
     try:
         result = run_demo(options)
     except DemoError as exc:

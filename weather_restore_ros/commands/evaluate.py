@@ -14,6 +14,7 @@ SET_NAMES = ('snow100k-s, snow100k-l, outdoor-rain-test1, raindrop-test-a, sots-
 
 
 def register(sub) -> None:
+    from ..cpu_threads import add_threads_argument
     p = sub.add_parser(
         'eval', help='evaluate a checkpoint on paired test sets and real photos',
         description='PSNR and SSIM per weather class (Y channel of YCbCr by default, video '
@@ -55,6 +56,7 @@ def register(sub) -> None:
     p.add_argument('--precision', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'),
                    help='inference precision (auto: fp16 on CUDA, as the node runs; fp32 on CPU)')
     p.add_argument('--seed', type=int, default=1234, help='holdout: synthesis seed')
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
@@ -97,6 +99,8 @@ def load_engine(checkpoint, device='auto', precision='auto', harm_guard: bool = 
 
 
 def run(args) -> int:
+    from ..cpu_threads import configure
+    configure(args.threads)   # before torch is imported: it reads the wait policy once
     from tqdm import tqdm
 
     from ..data import DatasetError, RealPhotoSet, find_test_sets

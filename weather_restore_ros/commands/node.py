@@ -9,6 +9,7 @@ import sys
 
 
 def register(sub) -> None:
+    from ..cpu_threads import add_threads_argument
     p = sub.add_parser(
         'node', help='run the ROS 2 restoration node',
         description='Run the weather_restore ROS 2 node (what restore.launch.py starts). '
@@ -18,6 +19,7 @@ def register(sub) -> None:
     p.add_argument('--name', help='node name (default weather_restore)')
     p.add_argument('--namespace', help='node namespace')
     p.add_argument('--log-level', help='debug | info | warn | error')
+    add_threads_argument(p)   # the node's threads parameter
     p.add_argument('ros_args', nargs='*', help='extra --ros-args arguments (after --)')
     p.set_defaults(func=run)
 
@@ -32,6 +34,8 @@ def build_ros_args(args) -> list[str]:
         ros_args += ['-r', f'__ns:={args.namespace}']
     if args.log_level:
         ros_args += ['--log-level', args.log_level]
+    if getattr(args, 'threads', None) is not None:
+        ros_args += ['-p', f'threads:={args.threads}']
     return ros_args + [a for a in args.ros_args if a != '--ros-args']
 
 

@@ -10,6 +10,7 @@ VIDEO_EXT = {'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v'}
 
 
 def register(sub) -> None:
+    from ..cpu_threads import add_threads_argument
     p = sub.add_parser(
         'restore', help='restore images, folders or videos to PNG files',
         description='Restore weather-degraded images. Writes DIR/<stem>.png (folders keep their '
@@ -34,6 +35,7 @@ def register(sub) -> None:
                         '"unsafe_output": true for such an image)')
     p.add_argument('--every-n-frames', type=int, default=1, metavar='N',
                    help='videos: restore every N-th frame')
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
@@ -108,6 +110,8 @@ def iter_frames(path: Path, every: int = 1):
 
 
 def run(args) -> int:
+    from ..cpu_threads import configure
+    configure(args.threads)   # before torch is imported: it reads the wait policy once
     import cv2
     from tqdm import tqdm
 

@@ -2,6 +2,8 @@
 
 
 def register(sub) -> None:
+    from ..cpu_threads import add_threads_argument
+
     p = sub.add_parser(
         'train', help='train a model from a YAML config',
         description='Train the restorer with reconstruction + CLIP-SRD + weather-head losses. '
@@ -26,10 +28,7 @@ def register(sub) -> None:
                    help="start from this checkpoint's weights ('shipped' = the packaged model): "
                         'fine-tune instead of training from scratch (overrides init_from)')
     p.add_argument('--num-workers', type=int, help='override data loader workers')
-    p.add_argument('--threads', type=int,
-                   help='CPU threads for torch (default: torch decides). On a shared machine '
-                        'use fewer threads than free cores: OpenMP barriers stall badly when a '
-                        'thread is descheduled')
+    add_threads_argument(p, training=True)
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=run)
 
@@ -39,10 +38,10 @@ def run(args) -> int:
     import os
     import sys
 
+    if args.threads:   # before torch is imported (by training): it reads the wait policy once
+        from ..cpu_threads import configure
+        configure(args.threads)
     from ..training import TrainConfig, train, training_device
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     try:   # a bad config or device is the user's to fix: say so, no traceback
         cfg = TrainConfig.from_yaml(args.config, out_dir=args.out_dir, steps=args.steps,
                                     batch_size=args.batch_size, num_workers=args.num_workers,

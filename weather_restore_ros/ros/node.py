@@ -113,7 +113,7 @@ class RestoreNode(LifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from ..engine import RestorationEngine  # torch is imported only when configuring
+        from ..cpu_threads import configure as configure_threads
         from ..prior_cache import RefreshPolicy
 
         t0 = time.perf_counter()
@@ -122,6 +122,10 @@ class RestoreNode(LifecycleNode):
         if not check.successful:
             self.get_logger().error(f'invalid parameter: {check.reason}')
             return TransitionCallbackReturn.FAILURE
+        # Before the engine import: torch is first imported there, and its OpenMP runtime reads
+        # the wait policy once, when it loads.
+        threads = configure_threads(p['threads'] or None)
+        from ..engine import RestorationEngine
         try:
             self.engine = RestorationEngine.from_checkpoint(
                 p['checkpoint'] or None, clip_model=p['clip_model'] or None,
@@ -142,7 +146,8 @@ class RestoreNode(LifecycleNode):
         self.get_logger().info(
             f'model loaded on {self.engine.device} ({_dtype_name(self.engine.dtype)}, precision '
             f'{p["precision"]}) in {self._startup_ms:.0f} ms, warm-up included '
-            f'({self.engine.warmup_ms:.0f} ms); classes: {", ".join(self.engine.class_names)}')
+            f'({self.engine.warmup_ms:.0f} ms); classes: {", ".join(self.engine.class_names)}; '
+            f'{threads.describe()}')
         names = list(dict.fromkeys(c.strip('/') for c in p['cameras'])) or ['']
         try:
             for name in names:

@@ -59,6 +59,10 @@ PARAMS = (
     Param('autostart', True, 'configure and activate at start (false: wait for a lifecycle '
           'manager)'),
     Param('warmup', True, 'run one dummy frame through the model before accepting frames'),
+    Param('threads', 0, 'CPU threads for torch; 0 = OMP_NUM_THREADS if set, else half the '
+          'cores, at most 4. Read once at configure, before torch starts its thread pool '
+          '(OMP_WAIT_POLICY=PASSIVE is set then unless the environment sets it)',
+          range=(0, 1024)),
     Param('enabled', True, 'restore frames; false passes them through unchanged',
           runtime=True),
     Param('output_encoding', 'same', 'encoding of image_restored', runtime=True,
