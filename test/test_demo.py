@@ -57,3 +57,54 @@ def test_demo_never_deletes_foreign_files(tmp_path):
     (old / 'demo_summary.txt').write_text('old')
     _prepare(old)                                        # a previous demo's files go
     assert list(old.iterdir()) == []
+
+
+def test_sheet_shows_the_restored_frame_nearest_the_middle():
+    from weather_restore_ros.rosbag.demo import sheet_choice
+    from weather_restore_ros.rosbag.sample_bag import Segment
+    seg = Segment('rain', 10, 20)
+    stamps = list(range(0, 30))                          # 10 frames inside: 10..19, middle 15
+    assert sheet_choice(stamps, seg, set(range(30)))['offset'] == 0
+    c = sheet_choice(stamps, seg, {11, 17, 25})          # middle dropped: 17 is nearest
+    assert (c['stamp'], c['frame'], c['offset'], c['restored']) == (17, 8, 2, 2)
+    assert sheet_choice(stamps, seg, {13, 17})['stamp'] == 13   # a tie: the earlier frame
+    c = sheet_choice(stamps, seg, {5, 25})                # nothing restored in this segment
+    assert c['frame'] is None and c['stamp'] == 15 and c['restored'] == 0
+
+
+@pytest.mark.slow
+def test_demo_on_a_slow_machine_shows_restored_frames_and_says_why_frames_dropped(
+        tmp_path, tiny_checkpoint, monkeypatch):
+    """The engine made slow (0.5 s per batch, a real forward pass after the wait): the node
+    keeps up with about 2 of the 5 frames/s per camera, as on a busy machine."""
+    import time
+
+    from weather_restore_ros.engine import RestorationEngine
+    from weather_restore_ros.rosbag.demo import DemoOptions, _labels_by_stamp, run_demo
+    from weather_restore_ros.rosbag.topics import OutputTopics
+
+    real = RestorationEngine.restore_batch
+
+    def slow(self, frames):
+        time.sleep(0.5)
+        return real(self, frames)
+    monkeypatch.setattr(RestorationEngine, 'restore_batch', slow)
+    result = run_demo(DemoOptions(output=str(tmp_path / 'demo'), checkpoint=str(tiny_checkpoint),
+                                  device='cpu', seconds_per_segment=1.2, size=(96, 72),
+                                  node_parameters={'warmup': False}), log=lambda s: None)
+    restored = _labels_by_stamp(result.output_bag, {c: OutputTopics(f'/{c}')
+                                                    for c in ('front', 'rear')})
+    for cam in ('front', 'rear'):
+        c = result.summary['cameras'][cam]
+        assert c['frames_in'] == 24 and 0 < c['frames_out'] < c['frames_in']
+        assert c['dropped'] == c['frames_in'] - c['frames_out']
+        assert c['node_dropped'] > 0 and c['restored_hz'] < 5
+        note = next(ln for ln in result.table.splitlines() if ln.startswith(f'{cam}: '))
+        assert f'{c["dropped"]} of 24 frames dropped' in note
+        assert f'{c["node_dropped"]} replaced by a newer frame' in note
+        assert f'restored {c["restored_hz"]:.1f} frames/s' in note
+    rows = result.summary['contact_sheet']
+    assert len(rows) == 8
+    for row in rows:                  # every row shows a frame the node really restored
+        assert row['frame'] is not None and row['stamp'] in restored[row['camera']]
+    assert json.loads(result.summary_json.read_text())['contact_sheet'] == rows

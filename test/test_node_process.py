@@ -65,6 +65,7 @@ def test_node_process_restores_frames_and_exits_on_sigint(tiny_checkpoint, tmp_p
     env = dict(os.environ, HF_HUB_OFFLINE='1', ROS_DOMAIN_ID=str(domain_id()),
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1',
                RCUTILS_LOGGING_BUFFERED_STREAM='0')
+    env.pop('OMP_WAIT_POLICY', None)       # the node's own policy, asserted below
     log = tmp_path / 'node.log'
     with open(log, 'wb') as out:
         proc = subprocess.Popen(
@@ -104,6 +105,8 @@ def test_node_process_restores_frames_and_exits_on_sigint(tiny_checkpoint, tmp_p
     text = log.read_text()
     assert code == 0, text
     assert 'model loaded on cpu' in text and 'restoring /proc_cam/image_raw' in text
+    # torch is first imported at configure, after the thread policy: the wait policy took
+    assert 'OMP_WAIT_POLICY PASSIVE' in text and 'imported before' not in text
     assert 'Traceback' not in text, text
 
 

@@ -6,7 +6,9 @@
    recorder that writes the camera inputs and everything the node publishes to an output bag.
 3. Replays the bag into it at its recorded rate (``replay.Player``), waits for the last frames.
 4. Writes a contact sheet (input | restored | mask, labelled with the weather, one row per
-   segment and camera) and a summary (frames in/out, drops, weather per segment, latency).
+   segment and camera: the restored frame nearest the segment's middle, and which one it is,
+   since a slow machine drops frames) and a summary (frames in/out, drops and why, the rate the
+   machine managed, weather per segment, latency).
 
 Isolation: by default the demo runs in a private DDS domain with discovery limited to this
 machine, so its fake ``/front/image_raw`` can never reach a real robot's graph on the network;
@@ -141,7 +143,8 @@ def run_demo(options: DemoOptions | None = None, log=print) -> DemoResult:
                            rate_hz=options.rate_hz, size=tuple(options.size))
     summary, table = _run_live(info, out, options, log)
     log('[4/4] contact sheet and summary')
-    sheet = _contact_sheet(info, out / 'output_bag', out / 'contact_sheet.png')
+    sheet, summary['contact_sheet'] = _contact_sheet(info, out / 'output_bag',
+                                                     out / 'contact_sheet.png')
     summary['seconds_total'] = round(time.perf_counter() - t_start, 1)
     (out / 'demo_summary.json').write_text(json.dumps(summary, indent=2) + '\n')
     (out / 'demo_summary.txt').write_text(table + '\n')
@@ -285,7 +288,9 @@ def _summarise(info: SampleBag, stats, recorder, latency: _Latency, node_stats: 
         cams[cam] = {
             'input_topic': topic, 'frames_in': sent, 'frames_out': got,
             'dropped': sent - got, 'node_dropped': ns.get('dropped'),
+            'node_received': ns.get('received'),
             'node_bad_input': sum(ns.get('bad_input', {}).values()) if ns else None,
+            'restored_hz': round(got / stats.seconds, 2) if stats.seconds > 0 else None,
             'latency_p50_ms': _percentile(latency.ms[cam], 50),
             'latency_p95_ms': _percentile(latency.ms[cam], 95),
         }
@@ -313,6 +318,7 @@ def _summarise(info: SampleBag, stats, recorder, latency: _Latency, node_stats: 
     for cam, c in cams.items():
         lines.append(f'{cam:<6}  {c["frames_in"]:>9}  {c["frames_out"]:>10}  {c["dropped"]:>7}  '
                      f'{ms(c["latency_p50_ms"]):>14}  {ms(c["latency_p95_ms"]):>14}')
+    lines += [_drop_note(cam, c, info.rate_hz) for cam, c in cams.items() if c['dropped']]
     lines.append('')
     head = 'segment (truth)  ' + '  '.join(f'{cam:<18}' for cam in info.topics)
     lines.append(head.rstrip())
@@ -323,8 +329,48 @@ def _summarise(info: SampleBag, stats, recorder, latency: _Latency, node_stats: 
     return summary, '\n'.join(lines)
 
 
-def _contact_sheet(info: SampleBag, bag: Path, path: Path) -> Path:
-    """One row per (segment, camera): input | restored | mask, from the recorded bag."""
+def _drop_note(cam: str, c: dict, rate_hz: float) -> str:
+    """Why a camera lost frames, in words: the node keeps only the newest one while busy."""
+    replaced = c['node_dropped'] or 0
+    lost = max(0, c['frames_in'] - (c['node_received'] or 0))
+    other = c['dropped'] - replaced - lost
+    why = [f'{replaced} replaced by a newer frame while the node was busy (it keeps only the '
+           'newest frame of a camera: nothing queues)'] if replaced else []
+    if lost:
+        why.append(f'{lost} never reached the node')
+    if other > 0:
+        why.append(f'{other} skipped or still in flight at the end '
+                   f'({c["node_bad_input"] or 0} bad input)')
+    rate = '-' if c['restored_hz'] is None else f'{c["restored_hz"]:.1f}'
+    return (f'{cam}: {c["dropped"]} of {c["frames_in"]} frames dropped: {"; ".join(why)}. '
+            f'This machine restored {rate} frames/s of this camera, which sent {rate_hz:g}/s.')
+
+
+def sheet_choice(stamps: list[int], segment, restored: set[int]) -> dict:
+    """Which frame of one camera's segment the sheet shows: the restored frame nearest the
+    middle (the middle one may have been dropped); without any, the middle input alone."""
+    inside = [s for s in stamps if segment.contains(s)]
+    mid = len(inside) // 2
+    done = [i for i, s in enumerate(inside) if s in restored]
+    pick = min(done, key=lambda i: (abs(i - mid), i)) if done else None
+    return {'weather': segment.weather, 'frames': len(inside), 'restored': len(done),
+            'frame': None if pick is None else pick + 1, 'offset': None if pick is None
+            else pick - mid, 'stamp': inside[mid if pick is None else pick] if inside else None}
+
+
+def _sheet_labels(cam: str, c: dict, label: str) -> list[str]:
+    where = f'frame {c["frame"] or c["frames"] // 2 + 1} of {c["frames"]}'
+    if c['frame'] is None:
+        return [f'{cam}: {c["weather"]} (input, {where}): no frame of this segment restored',
+                '', '']
+    restored = 'restored' if c['offset'] == 0 else f'restored, middle {c["offset"]:+d}'
+    return [f'{cam}: {c["weather"]} (input, {where})', f'{restored}; weather: {label}',
+            'degradation mask']
+
+
+def _contact_sheet(info: SampleBag, bag: Path, path: Path) -> tuple[Path, list[dict]]:
+    """One row per (segment, camera): input | restored | mask of the same frame, from the
+    recorded bag; also says which frame each row shows."""
     import cv2
     from rosbags.rosbag2 import Reader
 
@@ -334,12 +380,13 @@ def _contact_sheet(info: SampleBag, bag: Path, path: Path) -> Path:
 
     store = get_store()
     outputs = {name: OutputTopics(f'/{name}') for name in info.topics}
+    frame_label = _labels_by_stamp(bag, outputs)
     wanted = {}
     for seg in info.segments:
         for cam, stamps in info.stamps.items():
-            inside = [s for s in stamps if seg.contains(s)]
-            if inside:
-                wanted[(cam, inside[len(inside) // 2])] = seg
+            choice = sheet_choice(stamps, seg, set(frame_label[cam]))
+            if choice['stamp'] is not None:
+                wanted[(cam, choice['stamp'])] = choice
     role = {}
     for cam, topic in info.topics.items():
         role[topic] = (cam, 0)
@@ -353,14 +400,12 @@ def _contact_sheet(info: SampleBag, bag: Path, path: Path) -> Path:
             key = (cam, header_stamp_ns(raw))
             if key in cells:
                 cells[key][col] = image_to_rgb(store.deserialize_cdr(raw, IMAGE))
-    frame_label = _labels_by_stamp(bag, outputs)
-    rows, labels = [], []
-    for (cam, stamp), seg in wanted.items():
+    rows, labels, chosen = [], [], []
+    for (cam, stamp), choice in wanted.items():
         rows.append(cells[(cam, stamp)])
-        labels.append([f'{cam}: {seg.weather} (input)',
-                       f'restored; weather: {frame_label[cam].get(stamp, "-")}',
-                       'degradation mask'])
+        labels.append(_sheet_labels(cam, choice, frame_label[cam].get(stamp, '-')))
+        chosen.append({'camera': cam, **choice})
     sheet = contact_sheet(rows, labels=labels, tile_width=256)
     if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise DemoError(f'cannot write {path}')
-    return path
+    return path, chosen
