@@ -1,11 +1,14 @@
 """``weather-restore bench --node`` (a real node process over DDS, tiny model, a second or two per
 run) and the parts of it that are plain logic: frames, the peak search, the soak slope."""
 import json
+from pathlib import Path
 
 import pytest
 
 from weather_restore_ros.node_bench import frames as F
 from weather_restore_ros.node_bench.runner import BenchOptions, Session, soak_slopes
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_frames_from_a_bag_keep_size_and_get_new_stamps(tmp_path):
@@ -86,7 +89,7 @@ def test_node_bench_measures_a_real_node(tmp_path, tiny_checkpoint, capsys):
 
 
 @pytest.mark.slow
-def test_node_bench_soak_from_a_bag(tmp_path, tiny_checkpoint, capsys):
+def test_node_bench_soak_from_a_bag(tmp_path, tiny_checkpoint, capsys, monkeypatch):
     pytest.importorskip('rclpy', reason='rclpy is not installed', exc_type=ImportError)
     from ros_helpers import domain_id
 
@@ -94,11 +97,15 @@ def test_node_bench_soak_from_a_bag(tmp_path, tiny_checkpoint, capsys):
     from weather_restore_ros.rosbag.sample_bag import make_sample_bag
     bag = make_sample_bag(tmp_path / 'cams', size=(64, 48), seconds_per_segment=0.5).path
     out = tmp_path / 'soak.json'
+    profile = ROOT / 'config' / 'fastdds_large_frames.xml'     # the shipped profile works
+    monkeypatch.delenv('FASTDDS_DEFAULT_PROFILES_FILE', raising=False)
     assert main(['bench', '--node', '--bag', str(bag), '--checkpoint', str(tiny_checkpoint),
                  '--device', 'cpu', '--soak', '0.05', '--soak-interval', '1', '--rates', '10',
-                 '--threads', '1', '--domain-id', str(domain_id()), '--json', str(out)]) == 0
+                 '--threads', '1', '--domain-id', str(domain_id()), '--json', str(out),
+                 '--dds-profile', str(profile)]) == 0
     report = json.loads(out.read_text())
     assert str(bag) in report['config']['frames']
+    assert report['config']['dds_profile'] == str(profile)
     soak = report['soak']
     assert len(soak['samples']) >= 3 and soak['rate_hz'] == 10
     for s in soak['samples']:
@@ -106,3 +113,16 @@ def test_node_bench_soak_from_a_bag(tmp_path, tiny_checkpoint, capsys):
         assert s['e2e_ms']['p50'] <= s['e2e_ms']['p95'] <= s['e2e_ms']['max']
     assert soak['rss_slope_mb_per_min'] is not None
     assert 'soak: 0.05 min' in capsys.readouterr().out
+
+
+def test_lost_large_best_effort_frames_are_explained(monkeypatch, capsys):
+    monkeypatch.delenv('FASTDDS_DEFAULT_PROFILES_FILE', raising=False)
+    session = Session.__new__(Session)
+    session.options = BenchOptions()
+    session.frames = F.FrameSet('sensor_msgs/msg/Image', [[b'x' * 921_700]], 'test', '', None)
+    assert 'config/fastdds_large_frames.xml' in session._transport_hint()
+    session.options = BenchOptions(qos='reliable')
+    assert session._transport_hint() == ''
+    from weather_restore_ros.cli import main
+    assert main(['bench', '--node', '--dds-profile', 'missing.xml']) == 2
+    assert 'no such DDS profile' in capsys.readouterr().err

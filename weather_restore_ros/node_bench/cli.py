@@ -10,7 +10,7 @@ def add_arguments(p) -> None:
     g = p.add_argument_group(
         'node benchmark (--node)',
         'The real node in its own process, frames played to it over DDS from memory at fixed '
-        'rates (sensor-data QoS, like a camera), its outputs received by a subscriber: '
+        'rates (sensor-data QoS by default), its outputs received by a subscriber: '
         'delivered rate, dropped %%, end-to-end latency, jitter, CPU %% and RSS of the node, '
         'and the highest rate with <= 5 %% dropped. Uses --size, --checkpoint (the first), '
         '--device, --threads (the node\'s threads parameter), --load and --json.')
@@ -25,6 +25,13 @@ def add_arguments(p) -> None:
                    help='play frames from this rosbag2 (its Image or CompressedImage topics) '
                         'instead of generated ones (--size is then the bag\'s)')
     g.add_argument('--bag-topics', nargs='+', metavar='TOPIC', help='with --bag: only these')
+    g.add_argument('--qos', choices=('sensor_data', 'reliable'), default='sensor_data',
+                   help="the player's QoS and the node's input_qos (default sensor_data: best "
+                        'effort, as the node subscribes by default)')
+    g.add_argument('--dds-profile', metavar='XML',
+                   help='Fast DDS profile for the player, subscriber and node '
+                        '(FASTDDS_DEFAULT_PROFILES_FILE), e.g. config/fastdds_large_frames.xml: '
+                        'best-effort frames over 512 KiB are mostly lost without it')
     g.add_argument('--no-peak', action='store_true', help='skip the peak-throughput search')
     g.add_argument('--peak-runs', type=int, default=4, metavar='N',
                    help='runs the peak search may add (default 4)')
@@ -49,7 +56,8 @@ def options_from(args):
         device='cpu' if args.device == 'auto' else args.device, threads=args.threads,
         peak=not args.no_peak, peak_runs=args.peak_runs, max_dropped_pct=args.max_dropped,
         soak_minutes=args.soak, soak_rate=args.soak_rate, soak_interval_s=args.soak_interval,
-        load=args.load, domain_id=args.domain_id, startup_timeout_s=args.startup_timeout)
+        load=args.load, domain_id=args.domain_id, startup_timeout_s=args.startup_timeout,
+        qos=args.qos, dds_profile=args.dds_profile)
 
 
 def _check(args) -> str | None:
@@ -61,6 +69,10 @@ def _check(args) -> str | None:
         return '--soak and --soak-interval must be positive'
     if not 0 <= args.max_dropped < 100:
         return '--max-dropped must be in [0, 100)'
+    if args.dds_profile is not None:
+        import os
+        if not os.path.isfile(args.dds_profile):
+            return f'no such DDS profile: {args.dds_profile}'
     return None
 
 

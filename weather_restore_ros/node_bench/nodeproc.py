@@ -17,6 +17,9 @@ import time
 from ..procstat import rss_mb
 
 NAMESPACE = '/bench'
+#: A camera of its own for the warm-up frames: the node's counters and latency window of the
+#: measured cameras then hold the measured frames only.
+WARMUP_CAMERA = 'warmup'
 
 
 def camera_names(n: int) -> list[str]:
@@ -27,7 +30,7 @@ class NodeProcess:
     """Start the node with ``parameters`` (name -> value) in DDS domain ``domain``."""
 
     def __init__(self, cameras: int, parameters: dict, domain: int, log_level: str = 'warn'):
-        params = {'cameras': camera_names(cameras), **parameters}
+        params = {'cameras': camera_names(cameras) + [WARMUP_CAMERA], **parameters}
         cmd = [sys.executable, '-m', 'weather_restore_ros.ros.node', '--ros-args',
                '-r', f'__ns:={NAMESPACE}', '--log-level', log_level]
         for name, value in params.items():

@@ -1,7 +1,8 @@
 """Player and subscriber of the node benchmark, in the benchmark process, on one steady clock.
 
-The player publishes every camera's frames with sensor-data QoS (best effort, as a camera
-driver's image topic is usually consumed), at an absolute schedule (no drift), the cameras
+The player publishes every camera's frames with sensor-data QoS (best effort, as the node
+subscribes by default; ``reliable`` as a driver offering system-default QoS), at an absolute
+schedule (no drift), the cameras
 spread evenly over the frame period as unsynchronised drivers would be. Each frame gets a new
 header stamp (the wall clock, like a driver); the node copies headers unchanged, so the
 subscriber pairs every restored frame with the publish time of its input: that difference is the
@@ -19,13 +20,13 @@ from collections import defaultdict
 from ..rosbag.demo import header_stamp_ns
 from ..rosbag.typestore import IMAGE
 from .frames import FrameSet, set_stamp
-from .nodeproc import NAMESPACE, camera_names
+from .nodeproc import NAMESPACE, WARMUP_CAMERA, camera_names
 
 NODE_NAME = f'{NAMESPACE}/weather_restore'
 
 
 class Probe:
-    def __init__(self, context, frames: FrameSet):
+    def __init__(self, context, frames: FrameSet, reliable: bool = False):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -38,24 +39,27 @@ class Probe:
         raw = frames.msgtype == IMAGE
         cls = Image if raw else CompressedImage
         leaf = 'image_raw' if raw else 'image_raw/compressed'
-        self.pubs = [self.node.create_publisher(cls, f'{NAMESPACE}/{c}/{leaf}',
-                                                qos_profile_sensor_data) for c in self.cams]
         monitor = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                              reliability=ReliabilityPolicy.RELIABLE)
+        qos = monitor if reliable else qos_profile_sensor_data    # a driver's choices
+        self.pubs = [self.node.create_publisher(cls, f'{NAMESPACE}/{c}/{leaf}', qos)
+                     for c in self.cams + [WARMUP_CAMERA]]
         self.subs = [self.node.create_subscription(
             Image, f'{NAMESPACE}/{c}/image_restored',
             lambda data, i=i: self._on_output(i, data), monitor, raw=True)
-            for i, c in enumerate(self.cams)]
+            for i, c in enumerate(self.cams + [WARMUP_CAMERA])]
         self.diag_sub = self.node.create_subscription(DiagnosticArray, '/diagnostics',
                                                       self._on_diagnostics, 10)
         self.lock = threading.Lock()
         self.sent: list[dict[int, float]] = [dict() for _ in self.cams]    # stamp -> t publish
         self.recv: list[dict[int, float]] = [dict() for _ in self.cams]    # stamp -> t receive
+        self.warm_outputs = 0
         self.last_output = 0.0
         self.diag: dict[str, dict[str, str]] = {}       # status name -> values (+ 'message')
         self.diag_time = 0.0
         self._bufs = [[bytearray(r) for r in cam] for cam in frames.frames]
-        self._last_stamp = [0] * len(self.cams)
+        self._bufs.append(self._bufs[0])                   # the warm-up camera's
+        self._last_stamp = [0] * (len(self.cams) + 1)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self._spin = threading.Thread(target=self.executor.spin, name='bench-probe',
@@ -67,6 +71,9 @@ class Probe:
         t = time.monotonic()
         stamp = header_stamp_ns(data)
         with self.lock:
+            if i == len(self.cams):
+                self.warm_outputs += 1
+                return
             self.recv[i][stamp] = t
             self.last_output = t
 
@@ -85,6 +92,21 @@ class Probe:
             self.sent = [dict() for _ in self.cams]
             self.recv = [dict() for _ in self.cams]
             self.diag = {}
+            self.warm_outputs = 0
+
+    def warm_up(self, timeout: float) -> bool:
+        """Frames at 2 Hz to the warm-up camera until two come back (the first at a size is
+        slow; best-effort frames sent while discovery settles are lost); False on timeout."""
+        deadline = time.monotonic() + timeout
+        k = 0
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.warm_outputs >= 2:
+                    return True
+            self._publish(len(self.cams), k, record=False)
+            k += 1
+            time.sleep(0.5)
+        return False
 
     def node_active(self) -> bool:
         with self.lock:
@@ -129,16 +151,17 @@ class Probe:
                 self._publish(i, k)
             k += 1
 
-    def _publish(self, i: int, k: int) -> None:
+    def _publish(self, i: int, k: int, record: bool = True) -> None:
         bufs = self._bufs[i]
         buf = bufs[k % len(bufs)]
         stamp = max(time.time_ns(), self._last_stamp[i] + 1)   # unique per camera
         self._last_stamp[i] = stamp
         set_stamp(buf, stamp)
         data = bytes(buf)
-        t = time.monotonic()
-        with self.lock:
-            self.sent[i][stamp] = t
+        if record:
+            t = time.monotonic()
+            with self.lock:
+                self.sent[i][stamp] = t
         self.pubs[i].publish(data)
 
     def settle(self, quiet_s: float = 1.0, limit_s: float = 15.0) -> None:

@@ -35,7 +35,8 @@ def format_report(report: dict) -> str:
         f'sha256 {h["frames_sha256"][:12]}',
         f'  model {h["checkpoint"]} on {h["device"]}, threads {h["threads"]}; '
         f'{h["duration_s"]:g} s per run, a fresh node each; machine: {h["machine"]}',
-        f'  load: {h["load_processes"]} busy-loop process(es) started by the benchmark']
+        f'  load: {h["load_processes"]} busy-loop process(es) started by the benchmark; input '
+        f'QoS {h["qos"]}' + (f', DDS profile {h["dds_profile"]}' if h['dds_profile'] else '')]
     runs = report.get('runs', []) + report.get('peak', {}).get('runs', [])
     if runs:
         others = [r['others_cores'] for r in runs if r.get('others_cores') is not None]

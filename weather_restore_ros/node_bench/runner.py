@@ -21,6 +21,7 @@ from .frames import FrameSet
 from .nodeproc import NodeProcess
 from .probe import Probe, grouped_latency
 
+SHM_SEGMENT = 512 * 1024   # Fast DDS's default shared-memory segment: larger frames go by UDP
 SOAK_GRACE_S = 3.0      # a frame without output this long after its publish counts as dropped
 
 
@@ -45,6 +46,8 @@ class BenchOptions:
     load: int = 0
     domain_id: int | None = None
     startup_timeout_s: float = 120.0
+    qos: str = 'sensor_data'                 # the player's and the node's input QoS
+    dds_profile: str | None = None           # FASTDDS_DEFAULT_PROFILES_FILE for all of it
     node_parameters: dict = field(default_factory=dict)
 
 
@@ -74,6 +77,9 @@ class Session:
         if self.domain is None:   # a private domain: fake cameras never reach a robot
             os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
             self.domain = random.SystemRandom().randint(1, 100)
+        self._profile_env = os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE')
+        if options.dds_profile:   # before rclpy.init; the node process inherits it
+            os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = os.path.abspath(options.dds_profile)
 
     def __enter__(self) -> 'Session':
         import rclpy
@@ -83,7 +89,7 @@ class Session:
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=self.domain,
                    signal_handler_options=SignalHandlerOptions.NO)
-        self.probe = Probe(self.ctx, self.frames)
+        self.probe = Probe(self.ctx, self.frames, reliable=self.options.qos == 'reliable')
         self.busy = BusyLoad(self.options.load).__enter__()
         return self
 
@@ -91,11 +97,17 @@ class Session:
         self.busy.__exit__(*exc)
         self.probe.close()
         self.ctx.try_shutdown()
+        if self.options.dds_profile:
+            if self._profile_env is None:
+                os.environ.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
+            else:
+                os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = self._profile_env
 
     # ------------------------------------------------------------------ the node
     def start_node(self) -> NodeProcess:
         o = self.options
-        params = {'device': o.device, 'threads': o.threads or 0, **o.node_parameters}
+        params = {'device': o.device, 'threads': o.threads or 0, 'input_qos': o.qos,
+                  **o.node_parameters}
         if o.checkpoint:
             params['checkpoint'] = o.checkpoint
         if self.frames.msgtype.endswith('CompressedImage'):
@@ -112,12 +124,10 @@ class Session:
                 raise BenchError(f'the node was not active {o.startup_timeout_s:g} s after '
                                  'start (model load, or DDS discovery on this domain)')
             time.sleep(0.05)
-        self.probe.play(2.0, 1.0)        # warm-up: first frames at this size are slow
-        self.probe.settle(quiet_s=o.startup_timeout_s, limit_s=o.startup_timeout_s)
-        sent, recv = self.probe.records()
-        if not any(k in r for s, r in zip(sent, recv) for k in s):
+        if not self.probe.warm_up(o.startup_timeout_s):   # on a camera of its own
             node.stop()
-            raise BenchError('the node published no restored frame for the warm-up frames')
+            raise BenchError('the node published no restored frame for the warm-up frames'
+                             + self._transport_hint())
         return node
 
     # ------------------------------------------------------------------ one run
@@ -140,6 +150,15 @@ class Session:
         result = summarise(rate, sent, recv, base, final)
         result.update(self._process(meter, node.pid, rss), player_worst_lag_ms=round(lag, 1))
         return result
+
+    def _transport_hint(self) -> str:
+        big = max(len(f) for cam in self.frames.frames for f in cam) > SHM_SEGMENT
+        if (big and self.options.qos == 'sensor_data'
+                and not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE')):
+            return ('; frames over 512 KiB with best-effort QoS are mostly lost by Fast DDS '
+                    "defaults (its shared-memory segment is 512 KiB): use --dds-profile "
+                    'config/fastdds_large_frames.xml or --qos reliable')
+        return ''
 
     def _process(self, meter: CpuMeter, pid: int, rss) -> dict:
         values = [v for _, v in rss]
@@ -318,5 +337,6 @@ def header(frames: FrameSet, options: BenchOptions, session: Session) -> dict:
             'size': list(frames.size) if frames.size else None,
             'duration_s': options.duration_s, 'checkpoint': options.checkpoint or 'shipped',
             'device': options.device, 'threads': options.threads or 'auto',
-            'load_processes': options.load, 'domain_id': session.domain,
+            'load_processes': options.load, 'domain_id': session.domain, 'qos': options.qos,
+            'dds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'),
             'max_dropped_pct': options.max_dropped_pct}
