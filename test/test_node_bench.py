@@ -51,6 +51,8 @@ def test_soak_slope_shows_a_leak_and_not_the_start():
     slopes = soak_slopes(samples)                    # 0.5 MB per 10 s = 3 MB/min
     assert slopes['rss_slope_mb_per_min'] == pytest.approx(3.0, abs=1e-6)
     assert slopes['e2e_p50_slope_ms_per_min'] == pytest.approx(0.0, abs=1e-6)
+    flat = [dict(s, rss_mb=950.0 + (10 if k == 4 else 0)) for k, s in enumerate(samples)]
+    assert soak_slopes(flat)['rss_slope_mb_per_min'] == 0.0   # one transient is no leak
 
 
 def _sane(run):
@@ -126,3 +128,16 @@ def test_lost_large_best_effort_frames_are_explained(monkeypatch, capsys):
     from weather_restore_ros.cli import main
     assert main(['bench', '--node', '--dds-profile', 'missing.xml']) == 2
     assert 'no such DDS profile' in capsys.readouterr().err
+
+
+def test_large_best_effort_frames_get_the_shipped_profile(monkeypatch):
+    from weather_restore_ros.node_bench.cli import large_frames_profile
+    monkeypatch.delenv('FASTDDS_DEFAULT_PROFILES_FILE', raising=False)
+    big = F.FrameSet('sensor_msgs/msg/Image', [[b'x' * 921_700]], 'test', '', None)
+    small = F.FrameSet('sensor_msgs/msg/Image', [[b'x' * 230_500]], 'test', '', None)
+    assert large_frames_profile(big, 'sensor_data') == str(
+        ROOT / 'config' / 'fastdds_large_frames.xml')
+    assert large_frames_profile(big, 'reliable') is None
+    assert large_frames_profile(small, 'sensor_data') is None
+    monkeypatch.setenv('FASTDDS_DEFAULT_PROFILES_FILE', '/etc/mine.xml')   # the user's wins
+    assert large_frames_profile(big, 'sensor_data') is None

@@ -30,8 +30,9 @@ def add_arguments(p) -> None:
                         'effort, as the node subscribes by default)')
     g.add_argument('--dds-profile', metavar='XML',
                    help='Fast DDS profile for the player, subscriber and node '
-                        '(FASTDDS_DEFAULT_PROFILES_FILE), e.g. config/fastdds_large_frames.xml: '
-                        'best-effort frames over 512 KiB are mostly lost without it')
+                        '(FASTDDS_DEFAULT_PROFILES_FILE). Default: none, except that best-effort '
+                        'frames over 512 KiB get the shipped config/fastdds_large_frames.xml '
+                        '(without it most are lost), said in the report; "none": never')
     g.add_argument('--no-peak', action='store_true', help='skip the peak-throughput search')
     g.add_argument('--peak-runs', type=int, default=4, metavar='N',
                    help='runs the peak search may add (default 4)')
@@ -60,6 +61,26 @@ def options_from(args):
         qos=args.qos, dds_profile=args.dds_profile)
 
 
+def large_frames_profile(fs, qos: str) -> str | None:
+    """The shipped Fast DDS profile when best-effort frames exceed the shared-memory segment
+    and the environment names no profile; None otherwise (or when it is not installed)."""
+    import os
+    from pathlib import Path
+
+    from .runner import SHM_SEGMENT
+    big = max(len(f) for cam in fs.frames for f in cam) > SHM_SEGMENT
+    if not big or qos != 'sensor_data' or os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
+        return None
+    name = 'fastdds_large_frames.xml'
+    places = [Path(__file__).resolve().parents[2] / 'config' / name]   # a source checkout
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        places.append(Path(get_package_share_directory('weather_restore_ros')) / 'config' / name)
+    except Exception:  # not installed with colcon / no ament index
+        pass
+    return next((str(p) for p in places if p.is_file()), None)
+
+
 def _check(args) -> str | None:
     if any(r <= 0 for r in args.rates) or (args.soak_rate is not None and args.soak_rate <= 0):
         return 'rates must be positive'
@@ -69,7 +90,7 @@ def _check(args) -> str | None:
         return '--soak and --soak-interval must be positive'
     if not 0 <= args.max_dropped < 100:
         return '--max-dropped must be in [0, 100)'
-    if args.dds_profile is not None:
+    if args.dds_profile not in (None, 'none'):
         import os
         if not os.path.isfile(args.dds_profile):
             return f'no such DDS profile: {args.dds_profile}'
@@ -95,6 +116,11 @@ def run(args, log=print) -> int:
     except F.FrameError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
+    if args.dds_profile is None:
+        options.dds_profile = large_frames_profile(fs, options.qos)
+        if options.dds_profile:
+            log(f'frames over 512 KiB with best-effort QoS: using the DDS profile '
+                f'{options.dds_profile} (--dds-profile none to measure without it)')
     t0 = time.monotonic()
     report: dict = {}
     try:

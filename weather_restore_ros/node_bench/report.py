@@ -34,7 +34,8 @@ def format_report(report: dict) -> str:
         f'node benchmark: {h["cameras"]} camera(s), {size}, {h["frames"]}, '
         f'sha256 {h["frames_sha256"][:12]}',
         f'  model {h["checkpoint"]} on {h["device"]}, threads {h["threads"]}; '
-        f'{h["duration_s"]:g} s per run, a fresh node each; machine: {h["machine"]}',
+        + ('' if report.get('soak') else f'{h["duration_s"]:g} s per run, a fresh node each; ')
+        + f'machine: {h["machine"]}',
         f'  load: {h["load_processes"]} busy-loop process(es) started by the benchmark; input '
         f'QoS {h["qos"]}' + (f', DDS profile {h["dds_profile"]}' if h['dds_profile'] else '')]
     runs = report.get('runs', []) + report.get('peak', {}).get('runs', [])
@@ -59,6 +60,10 @@ def format_report(report: dict) -> str:
                          f'{peak["max_dropped_pct"]:g} % dropped (tried '
                          f'{", ".join(f"{t:g}" for t in peak["tried_hz"])} Hz)')
     soak = report.get('soak')
+    if soak and soak['samples']:
+        first, last = soak['samples'][0], soak['samples'][-1]
+        lines.append(f'soak: RSS {_f(first["rss_mb"])} MB at {first["t_s"]:g} s, '
+                     f'{_f(last["rss_mb"])} MB at {last["t_s"]:g} s')
     if soak:
         lines.append(
             f'soak: {soak["minutes"]:g} min at {soak["rate_hz"]:g} Hz, {len(soak["samples"])} '

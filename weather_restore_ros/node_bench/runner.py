@@ -78,6 +78,8 @@ class Session:
             os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
             self.domain = random.SystemRandom().randint(1, 100)
         self._profile_env = os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE')
+        if options.dds_profile == 'none':
+            options.dds_profile = None
         if options.dds_profile:   # before rclpy.init; the node process inherits it
             os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = os.path.abspath(options.dds_profile)
 
@@ -139,7 +141,7 @@ class Session:
             base = self.probe.fresh_diagnostics()
             meter = CpuMeter([node.pid, os.getpid()] + self.busy.pids).start()
             node.start_sampling()
-            t0, t1, lag = self.probe.play(rate, o.duration_s)
+            _, _, lag = self.probe.play(rate, o.duration_s)
             meter.stop()
             self.probe.settle()
             final = self.probe.fresh_diagnostics()
@@ -301,16 +303,19 @@ def summarise(rate, sent, recv, base, final) -> dict:
 
 
 def soak_slopes(samples: list[dict]) -> dict:
-    """Least-squares slopes per minute of RSS and latency p50, the first interval left out
-    (start-up allocations are not a leak)."""
+    """Slopes per minute of RSS and latency p50, the first interval left out (start-up
+    allocations are not a leak). Theil-Sen (the median of the slopes between every two
+    samples): one transient allocation does not read as a leak, a steady growth does."""
     use = samples[1:] if len(samples) > 2 else samples
     out = {'rss_slope_mb_per_min': None, 'e2e_p50_slope_ms_per_min': None}
-    t = np.array([s['t_s'] / 60.0 for s in use])
+    t = [s['t_s'] / 60.0 for s in use]
     for key, get in (('rss_slope_mb_per_min', lambda s: s['rss_mb']),
                      ('e2e_p50_slope_ms_per_min', lambda s: s['e2e_ms']['p50'])):
         y = [get(s) for s in use]
-        if len(use) >= 2 and None not in y and np.ptp(t) > 0:
-            out[key] = round(float(np.polyfit(t, np.array(y, float), 1)[0]), 3)
+        pairs = [(y[j] - y[i]) / (t[j] - t[i]) for i in range(len(use))
+                 for j in range(i + 1, len(use)) if t[j] > t[i]]
+        if pairs and None not in y:
+            out[key] = round(float(np.median(pairs)), 3)
     return out
 
 
