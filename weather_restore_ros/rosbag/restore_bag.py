@@ -360,7 +360,8 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
     """Restore ``input_path`` into a new bag at ``output_path``; returns the summary.
 
     ``engine``: an already loaded RestorationEngine to use (tests, or several bags in a row);
-    the options' refresh policy, skip threshold and harm guard are applied to it, and the
+    the options' refresh policy, skip threshold, harm guard and oversize handling are applied
+    to it, and the
     streams this run creates are forgotten afterwards. Raises BagError for unusable paths,
     TopicPlanError for an ambiguous topic selection, and AccountingError when the counts do not
     add up (the output is then left at ``.<OUT>.partial/<OUT>`` for inspection and the summary
@@ -414,6 +415,7 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
             engine.refresh_policy = _policy(options)
             engine.skip_clear_threshold = options.skip_clear_threshold
             engine.harm_guard = options.harm_guard
+            engine.max_pixels, engine.oversize = options.max_pixels, options.oversize
         t0 = time.perf_counter()   # frames/s without the model load
         for c in reader.connections:
             role = 'restore' if c.topic in plan.restore else 'copy'
