@@ -13,7 +13,9 @@ it before modifying it in place.
 
 16-bit encodings (mono16, 16UC1) read as 8 bits keep the high byte (``value >> 8``), so a
 16UC1 depth image in millimetres becomes 256 mm steps; ``image_to_numpy(msg, raw=True)``
-returns the uint16 values themselves.
+returns the uint16 values themselves. Sizes are checked before any pixel is read (JPEG/PNG
+from their headers, :mod:`image_headers`). What a restorer accepts from a camera (depth refused,
+odd frames counted) is decided in :mod:`frame_input`, not here.
 """
 from __future__ import annotations
 
@@ -55,8 +57,7 @@ REASONS = {
     'bad_step': 'step smaller than a row of pixels',
     'odd_width': 'a YUV 4:2:2 image with an odd width',
     'size_overflow': 'width x height or height x step beyond 32 bits: no message holds it',
-    'oversized': 'more pixels than any camera makes (a corrupt header); compressed images are '
-                 'refused from their header, before decoding',
+    'oversized': 'more pixels than any camera makes (a corrupt header), refused before decoding',
     'invalid': 'inconsistent or mistyped image fields',
 }
 MAX_INPUT_PIXELS = 64_000_000  # beyond any camera (8K is 33 MP): a corrupt header, not a frame
@@ -108,21 +109,18 @@ _FLOAT = re.compile(r'(16|32|64)FC[1-4]?')
 
 
 def _layout(encoding) -> _Layout:
-    try:
-        return _ENCODINGS[encoding]
-    except (KeyError, TypeError):
-        pass
-    if isinstance(encoding, str) and not (encoding.isascii() and encoding.isprintable()):
+    layout = _ENCODINGS.get(encoding) if isinstance(encoding, str) else None
+    if layout is not None:
+        return layout
+    text = isinstance(encoding, str)
+    if text and not (encoding.isascii() and encoding.isprintable()):
         raise ImageConversionError(f'garbled image encoding {encoding!r}',
                                    reason='garbled_encoding')
-    if isinstance(encoding, str) and _FLOAT.fullmatch(encoding):
-        raise ImageConversionError(
-            f'{encoding} is a floating-point image, not camera colour: not restored',
-            reason='depth_image' if encoding == '32FC1' else 'float_image')
-    raise ImageConversionError(
-            f'unsupported image encoding {encoding!r}; '
-            f'supported: {", ".join(SUPPORTED_ENCODINGS)}',
-            reason='unsupported_encoding')
+    if text and _FLOAT.fullmatch(encoding):
+        raise ImageConversionError(f'{encoding}: floating-point images are not converted',
+                                   reason='float_image')
+    raise ImageConversionError(f'unsupported image encoding {encoding!r}; supported: '
+                               f'{", ".join(SUPPORTED_ENCODINGS)}', reason='unsupported_encoding')
 
 
 def encoding_layout(encoding: str) -> tuple[int, int]:
@@ -249,10 +247,10 @@ def output_encoding(encoding: str, requested: str = 'same') -> str:
     """The encoding of every image published for a frame that arrived in ``encoding``, given the
     ``output_encoding`` parameter (``requested``): the one rule of the node and the bag tool.
 
-    'same' keeps the input's encoding, except YUV and Bayer, which are published as rgb8
-    (``rgb_to_encoding``); a compressed stream's encoding is 'bgr8' (``decode_frame``). Nothing
-    else decides it: not ``enabled``, skip-when-clear, a model failure or an oversize frame, so
-    a consumer that handled one frame of a stream handles the next.
+    'same' keeps the input's encoding, except YUV and Bayer: rgb8 (``rgb_to_encoding``); a
+    compressed stream's is 'bgr8' (``frame_input``). Nothing else decides it: not ``enabled``,
+    skip-when-clear, a model failure or an oversize frame, so a consumer that handled one frame
+    of a stream handles the next.
     """
     if requested != 'same':
         if requested not in OUTPUT_ENCODING_CHOICES:

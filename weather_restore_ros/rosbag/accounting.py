@@ -145,18 +145,20 @@ class Accounting:
     def table(self) -> str:
         """Plain-text table, one row per input topic, and a total row. ``invalid``: frames
         written unrestored (non-finite model output); ``unsafe``: frames written partly
-        unrestored by the harm guard (both are among ``restored``); ``input warnings``: restored
-        frames a consumer may trip on, by key (frame_input.WARNINGS)."""
+        unrestored by the harm guard (both are among ``restored``); ``input notes``: restored
+        frames a consumer may trip on and those converted, by key (frame_input.WARNINGS,
+        CONVERSIONS)."""
         head = ('topic', 'type', 'read', 'copied', 'restored', 'skipped', 'invalid', 'unsafe',
-                'why skipped', 'input warnings')
+                'why skipped', 'input notes')
         rows = []
         for a in self.topics.values():
             why = ', '.join(f'{k} {v}' for k, v in sorted(a.skipped.items()))
-            warned = ', '.join(f'{k} {v}' for k, v in sorted(a.input_warnings.items()))
+            notes = [f'{k} {v}' for k, v in sorted(a.input_warnings.items())]
+            notes += [f'converted: {k} {v}' for k, v in sorted(a.conversions.items())]
             rows.append((a.topic, a.msgtype.split('/')[-1], a.read, a.copied,
                          *((a.restored, a.skipped_total, a.invalid_output, a.unsafe_output)
                            if a.role == 'restore' else ('-', a.skipped_total, '-', '-')),
-                         why or '-', warned))
+                         why or '-', ', '.join(notes)))
         t, f = self.totals(), self.model_failures()
         rows.append(('total', '', t.get('read', 0), t.get('copied', 0), t.get('restored', 0),
                      t.get('skipped', 0), f['invalid_output'], f['unsafe_output'], '', ''))
