@@ -56,15 +56,14 @@ def decode_frame(msg, max_pixels: int = MAX_INPUT_PIXELS) -> DecodedFrame:
     or ImageConversionError with a reason. The output encoding is ``imaging.output_encoding
     (frame.encoding, output_encoding parameter)``, nothing else."""
     frame = _compressed(msg, max_pixels) if hasattr(msg, 'format') else _raw(msg, max_pixels)
-    header = getattr(msg, 'header', None)
-    if header is None:
-        return frame
+    header = getattr(msg, 'header', None)   # test doubles may have none
+    stamp = getattr(header, 'stamp', None)
     warnings = []
-    if not (header.stamp.sec or header.stamp.nanosec):
+    if stamp is not None and not (getattr(stamp, 'sec', 0) or getattr(stamp, 'nanosec', 0)):
         warnings.append('zero_stamp')
-    if not header.frame_id:
+    if getattr(header, 'frame_id', None) == '':
         warnings.append('empty_frame_id')
-    return frame._replace(warnings=frame.warnings + tuple(warnings))
+    return frame._replace(warnings=frame.warnings + tuple(warnings)) if warnings else frame
 
 
 def _raw(msg, max_pixels: int) -> DecodedFrame:
