@@ -7,9 +7,10 @@ with a note. One place, so a live camera and its recording are judged alike.
   cannot be a camera colour frame or cannot be read. A size that no message can hold, or that
   a compressed header announces beyond ``max_pixels``, is refused before anything is allocated
   for it, so a corrupt header costs nothing;
-* **restored with a warning** (``WARNINGS``): readable, but a consumer may trip on it, e.g. a
-  zero stamp breaks TF lookups and message_filters, a padded step that is not a whole number of
-  pixels breaks cv::Mat-based consumers. The node counts them in ``/diagnostics`` (WARN);
+* **restored with a warning** (``WARNINGS``): readable, but a consumer may trip on it or the
+  header is likely wrong, e.g. a zero stamp breaks TF lookups and message_filters, a step that
+  is not a whole number of pixels or data past the last row usually mean a wrong width or
+  encoding. The node counts them in ``/diagnostics`` (WARN);
 * **restored after a conversion** (``CONVERSIONS``): valid images in a form a colour camera
   rarely sends (greyscale or CMYK JPEG, 16-bit PNG, big-endian samples). Counted, not a warning.
 
