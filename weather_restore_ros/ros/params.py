@@ -11,6 +11,8 @@ from typing import Any
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType, SetParametersResult)
 
+from ..imaging import OUTPUT_ENCODING_CHOICES
+
 
 @dataclass(frozen=True)
 class Param:
@@ -62,7 +64,7 @@ PARAMS = (
     Param('enabled', True, 'restore frames; false passes them through unchanged',
           runtime=True),
     Param('output_encoding', 'same', 'encoding of image_restored', runtime=True,
-          choices=('same', 'rgb8', 'bgr8')),
+          choices=OUTPUT_ENCODING_CHOICES),
     Param('jpeg_quality', 90, 'JPEG quality of image_restored/compressed', runtime=True,
           range=(1, 100)),
     Param('skip_clear_threshold', 0.0, 'pass frames through when the cached prior says clear '
