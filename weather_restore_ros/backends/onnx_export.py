@@ -245,11 +245,31 @@ def _export(module, args, path: Path, inputs, outputs, dynamic_axes, opset, onnx
             torch.onnx.export(module, args, str(tmp), dynamo=False, opset_version=opset,
                               input_names=list(inputs), output_names=list(outputs),
                               dynamic_axes=dynamic_axes, do_constant_folding=True)
+            shapes = [tuple(t.shape) for t in _as_tuple(module(*args))]
+        _fix_output_shapes(onnx, tmp, outputs, shapes, dynamic_axes)
         onnx.checker.check_model(str(tmp))
         os.replace(tmp, path)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
         tmp.unlink(missing_ok=True)
+
+
+def _as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _fix_output_shapes(onnx, path: Path, names, shapes, dynamic_axes) -> None:
+    """Write the fixed sizes of the outputs into the graph (the tracer leaves sizes it could
+    not infer symbolic, e.g. the embedding width), so TensorRT and readers see them."""
+    model = onnx.load(str(path))
+    for out, name, shape in zip(model.graph.output, names, shapes):
+        dynamic = dynamic_axes.get(name, {})
+        for i, (dim, size) in enumerate(zip(out.type.tensor_type.shape.dim, shape)):
+            if i in dynamic:
+                dim.dim_param = dynamic[i]
+            else:
+                dim.dim_value = int(size)
+    onnx.save(model, str(path))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -18,17 +18,28 @@ MEAN_BOUND = 1.0
 MAX_PIXELS = 1280 * 720       # larger photos are shrunk first (the check is per pixel anyway)
 
 
-def verification_images(photos=(), weather: tuple[str, ...] = ('rain', 'fog')):
+def verification_images(photos=(), weather: tuple[str, ...] = ('rain', 'fog'),
+                        max_pixels: int = MAX_PIXELS):
     """[(name, HxWx3 uint8 RGB)]: the shipped photos at their own size (odd sizes: the
     padding is checked too), each also with synthetic ``weather`` (the network then changes
-    the frame a lot), and every image below the ``photos`` folders."""
+    the frame a lot), and every image below the ``photos`` folders; images over
+    ``max_pixels`` are shrunk first."""
     import cv2
 
     from ..stress import photo_paths
     from ..synth import sample_images, synthesize
 
+    def fit(rgb):
+        h, w = rgb.shape[:2]
+        if h * w <= max_pixels:
+            return rgb
+        s = (max_pixels / (h * w)) ** 0.5
+        return cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))),
+                          interpolation=cv2.INTER_AREA)
+
     out = []
     for name, rgb in sample_images():
+        rgb = fit(rgb)
         out.append((name, rgb))
         out += [(f'{name}+{w}', synthesize(rgb, w, rng=i, severity=0.6)[0])
                 for i, w in enumerate(weather)]
@@ -36,12 +47,7 @@ def verification_images(photos=(), weather: tuple[str, ...] = ('rain', 'fog')):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise OSError(f'cannot decode image {path}')
-        h, w = bgr.shape[:2]
-        if h * w > MAX_PIXELS:
-            s = (MAX_PIXELS / (h * w)) ** 0.5
-            bgr = cv2.resize(bgr, (max(1, int(w * s)), max(1, int(h * s))),
-                             interpolation=cv2.INTER_AREA)
-        out.append((Path(path).name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        out.append((Path(path).name, fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))))
     return out
 
 

@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument('--opset', type=int, default=17, help='ONNX opset (>= 17; default 17)')
     p.add_argument('--photos', nargs='+', default=[], metavar='DIR',
                    help='also verify on every image below these folders')
+    p.add_argument('--max-pixels', type=int, default=1280 * 720, metavar='N',
+                   help='verification: larger photos are shrunk to N pixels first '
+                        '(default 921600)')
     p.add_argument('--threads', type=int, default=1,
                    help='CPU threads for the verification (default 1)')
     p.add_argument('--no-verify', action='store_true', help='skip the onnxruntime check')
@@ -71,7 +74,7 @@ def _export(args) -> int:
           f'{time.perf_counter() - t0:.1f} s)')
     if args.no_verify:
         return 0
-    images = parity.verification_images(args.photos)
+    images = parity.verification_images(args.photos, max_pixels=args.max_pixels)
     reference = TorchBackend(loaded.restorer, loaded.encoder)
     verdicts = {}
     for precision in manifest['restorer']['files']:
