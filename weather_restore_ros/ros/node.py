@@ -142,7 +142,7 @@ class RestoreNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(
             f'model loaded on {self.engine.device} ({_dtype_name(self.engine.dtype)}, precision '
-            f'{p["precision"]}, backend {self.engine.backend.describe()}) in '
+            f'{p["precision"]}, backend {self.engine.backend.name}) in '
             f'{self._startup_ms:.0f} ms, warm-up included '
             f'({self.engine.warmup_ms:.0f} ms); classes: {", ".join(self.engine.class_names)}')
         names = list(dict.fromkeys(c.strip('/') for c in p['cameras'])) or ['']
