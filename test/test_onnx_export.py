@@ -139,3 +139,48 @@ def test_missing_packages_name_the_extra(monkeypatch, tiny_checkpoint, tmp_path)
     rc, _, stderr = run_cli(['export', str(tiny_checkpoint), '-o', str(tmp_path / 'x')])
     assert rc == 2 and "'onnx'" in stderr and 'weather_restore_ros[onnx]' in stderr
     assert run_cli(['export', str(tiny_checkpoint), '-o', str(tmp_path), '--opset', '13'])[0] == 2
+
+
+def test_cli_backend_options(exported, tiny_checkpoint, tmp_path):
+    """restore, bench and the node shim take the backend; restore writes the same PNGs."""
+    import argparse
+
+    import cv2
+
+    from weather_restore_ros.commands.node import build_ros_args
+    from weather_restore_ros.synth import sample_images
+
+    onnx_dir, _ = exported
+    name, rgb = sample_images(['chelsea'])[0]
+    photo = tmp_path / f'{name}.png'
+    cv2.imwrite(str(photo), cv2.cvtColor(rgb[:96, :128], cv2.COLOR_RGB2BGR))
+    written = {}
+    for backend in ('torch', 'onnxruntime'):
+        rc, _, err = run_cli(['restore', str(photo), '-o', str(tmp_path / backend),
+                              '--checkpoint', str(tiny_checkpoint), '--device', 'cpu',
+                              '--backend', backend, '--onnx-dir', str(onnx_dir)])
+        assert rc == 0, err
+        written[backend] = cv2.imread(str(tmp_path / backend / f'{name}.png')).astype(int)
+    assert np.abs(written['torch'] - written['onnxruntime']).mean() <= 1.0
+    assert 'CPUExecutionProvider' in err                # the backend says what it runs on
+
+    rc, out, err = run_cli(['bench', '--backends', 'torch', 'onnxruntime', '--checkpoint',
+                            str(tiny_checkpoint), '--onnx-dir', str(onnx_dir), '--size',
+                            '64x48', '96x64', '--batch', '1', '2', '--iters', '2',
+                            '--threads', '1', '--device', 'cpu'])
+    assert rc == 0, err
+    assert 'onnxruntime/torch' in out and 'CPUExecutionProvider' in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(('64x48',
+                                                                                  '96x64'))]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (s, b, stage) for s in ('64x48', '96x64') for b in ('1', '2')
+        for stage in ('network', 'engine')]
+    for r in rows:   # torch ms, onnxruntime ms (printed to 0.1 ms), their ratio (to 0.01)
+        a, b, ratio = float(r[3]), float(r[4]), float(r[5].rstrip('x'))
+        assert a > 0 and b > 0
+        assert (b - 0.05) / (a + 0.05) - 0.005 <= ratio <= (b + 0.05) / (a - 0.05) + 0.005
+
+    args = argparse.Namespace(params_file=None, name=None, namespace=None, log_level=None,
+                              ros_args=[], backend='onnxruntime', onnx_dir='/graphs')
+    assert build_ros_args(args) == ['--ros-args', '-p', 'backend:=onnxruntime',
+                                    '-p', 'onnx_dir:=/graphs']
