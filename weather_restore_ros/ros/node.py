@@ -134,7 +134,8 @@ class RestoreNode(LifecycleNode):
                 refresh=self._refresh_policy(p, RefreshPolicy),
                 skip_clear_threshold=p['skip_clear_threshold'],
                 max_pixels=p['max_frame_pixels'], oversize=p['oversize'], warmup=p['warmup'],
-                harm_guard=p['harm_guard'])
+                harm_guard=p['harm_guard'], backend=p['backend'],
+                onnx_dir=p['onnx_dir'] or None, log=self.get_logger().info)
         except Exception as exc:  # any load failure: say why, stay unconfigured
             self.get_logger().error(f'cannot load the restoration model: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -144,7 +145,8 @@ class RestoreNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(
             f'model loaded on {self.engine.device} ({_dtype_name(self.engine.dtype)}, precision '
-            f'{p["precision"]}) in {self._startup_ms:.0f} ms, warm-up included '
+            f'{p["precision"]}, backend {self.engine.backend.name}) in '
+            f'{self._startup_ms:.0f} ms, warm-up included '
             f'({self.engine.warmup_ms:.0f} ms); classes: {", ".join(self.engine.class_names)}')
         names = list(dict.fromkeys(c.strip('/') for c in p['cameras'])) or ['']
         try:
@@ -447,6 +449,7 @@ class RestoreNode(LifecycleNode):
             node.message = 'active' if self._active else 'inactive'
             node.hardware_id = str(engine.device)
             node.values = _kv(device=engine.device, precision=_dtype_name(engine.dtype),
+                              backend=engine.backend.name,
                               startup_ms=round(self._startup_ms),
                               warmup_ms=round(engine.warmup_ms), enabled=self.p['enabled'],
                               cameras=len(self.cameras))

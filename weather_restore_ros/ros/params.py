@@ -52,6 +52,12 @@ PARAMS = (
     Param('device', 'auto', 'inference device: auto, cpu, cuda or cuda:N'),
     Param('precision', 'auto', 'compute precision', choices=('auto', 'fp32', 'fp16', 'bf16')),
     Param('classifier', 'head', 'weather classifier', choices=('head', 'zero_shot')),
+    Param('backend', 'torch', 'what runs the networks (read at start-up): torch, or '
+          'onnxruntime with the TensorRT, CUDA or CPU provider, whichever is installed and '
+          'fits the device', choices=('torch', 'onnxruntime')),
+    Param('onnx_dir', '', 'backend onnxruntime: folder written by weather-restore export '
+          '(its manifest must name this checkpoint); empty = exported once into '
+          '~/.cache/weather_restore_ros/onnx'),
     Param('cameras', [''], "camera namespaces; [''] = one camera in the node's namespace"),
     Param('input_transport', 'raw', 'input image transport', choices=('raw', 'compressed')),
     Param('input_qos', 'sensor_data', 'input subscription QoS (depth 1)',

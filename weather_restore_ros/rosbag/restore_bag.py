@@ -60,6 +60,8 @@ class RestoreOptions:
     device: str = 'auto'
     precision: str = 'auto'
     classifier: str = 'head'
+    backend: str = 'torch'                   # torch | onnxruntime
+    onnx_dir: str | None = None              # onnxruntime: exported graphs (None: the cache)
     skip_clear_threshold: float = 0.0
     harm_guard: bool = True                  # put the input back where the model speckled
     refresh_frames: int = 30                 # prior.refresh_frames
@@ -149,7 +151,8 @@ def _engine_from(options: RestoreOptions):
         options.checkpoint, device=options.device, precision=options.precision,
         classifier=options.classifier, refresh=_policy(options),
         skip_clear_threshold=options.skip_clear_threshold, max_pixels=options.max_pixels,
-        oversize=options.oversize, warmup=False, harm_guard=options.harm_guard)
+        oversize=options.oversize, warmup=False, harm_guard=options.harm_guard,
+        backend=options.backend, onnx_dir=options.onnx_dir)
 
 
 def _policy(options: RestoreOptions):
@@ -469,6 +472,7 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
         accounting=acc, problems=problems, notes=plan.notes,
         model={'checkpoint': str(getattr(ckpt, 'path', options.checkpoint or 'shipped')),
                'device': str(engine.device), 'dtype': str(engine.dtype).replace('torch.', ''),
+               'backend': engine.backend.describe(),
                'classes': list(engine.class_names)},
         options={k: v for k, v in asdict(options).items() if k not in ('progress',)})
     summary_path.parent.mkdir(parents=True, exist_ok=True)
