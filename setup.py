@@ -39,6 +39,8 @@ ros_wheels = [
     'ros-lifecycle-msgs',
     'ros-builtin-interfaces',
 ]
+onnx_requires = ['onnx>=1.15', 'onnxruntime>=1.17']
+
 install_requires = core_requires + ([] if os.environ.get('ROS_DISTRO') else ros_wheels)
 
 setup(
@@ -56,7 +58,11 @@ setup(
     install_requires=install_requires,
     extras_require={
         'ros-wheels': ros_wheels,
-        'test': ['pytest>=7', 'colcon-common-extensions', 'colcon-ros'],
+        # backend: onnxruntime and `weather-restore export` (weather_restore_ros/backends/)
+        'onnx': onnx_requires,
+        'onnx-gpu': ['onnx>=1.15', 'onnxruntime-gpu>=1.17'],   # CUDA / TensorRT providers
+        # onnx + onnxruntime so that the export/parity tests run (they fail under CI without)
+        'test': ['pytest>=7', 'colcon-common-extensions', 'colcon-ros'] + onnx_requires,
     },
     python_requires='>=3.10',
     zip_safe=False,

@@ -62,8 +62,8 @@ def _custom_store():
 
 def write_bag(path, storage='sqlite3', bad=False):
     """Front camera raw rgb8, rear camera JPEG, a String topic with unusual QoS and a topic of
-    a custom type; ``bad`` adds a corrupt JPEG, an unsupported encoding, truncated image data
-    and a CDR buffer that does not deserialize."""
+    a custom type; ``bad`` adds a corrupt JPEG, a depth image, truncated image data and a CDR
+    buffer that does not deserialize (every other kind: test_bad_input.py)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     custom_store = _custom_store()
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
@@ -215,10 +215,9 @@ def test_bad_frames_are_accounted_not_fatal(tmp_path, engine):
     front, rear = summary.accounting['/front/image_raw'], summary.accounting[
         '/rear/image_raw/compressed']
     assert (front.read, front.restored, front.copied) == (FRAMES + 3, FRAMES, FRAMES + 3)
-    assert dict(front.skipped) == {'unsupported_encoding': 1, 'truncated': 1,
-                                   'undeserializable': 1}
+    assert dict(front.skipped) == {'depth_image': 1, 'truncated': 1, 'undeserializable': 1}
     assert dict(rear.skipped) == {'corrupt': 1} and rear.restored == FRAMES
-    assert '32FC1' in front.examples['unsupported_encoding']
+    assert '32FC1' in front.examples['depth_image']
     assert summary.ok and not summary.problems
     assert 'corrupt 1' in summary.accounting.table()
     data = json.loads(Path(summary.summary_path).read_text())

@@ -244,3 +244,34 @@ def test_restore_cli_no_harm_guard(tmp_path):
     assert 'unsafe_output' not in raw_entry
     assert harm.harmed(_t(frame), _t(np.ascontiguousarray(raw))).tolist() == [True]
     assert not harm.harmed(_t(frame), _t(np.ascontiguousarray(guarded))).any()
+
+
+def _cell_change(cell_values, smooth: bool):
+    """A change over the H x W frame made of one value per 16 px cell: pasted (a pixel-shuffle
+    decoder's cells) or interpolated bilinearly (a bilinear decoder)."""
+    import cv2
+    interp = cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST
+    return cv2.resize(cell_values.astype(np.float32), (W, H), interpolation=interp)[..., None]
+
+
+def test_grid_artifact_sees_a_change_tiled_in_cells_and_not_a_smooth_one():
+    scene = _scene().astype(np.float32)
+    cells = np.random.default_rng(3).uniform(-30, 30, (H // 16, W // 16))
+    tiled = np.clip(scene + _cell_change(cells, smooth=False), 0, 255).astype(np.uint8)
+    smooth = np.clip(scene + _cell_change(cells, smooth=True), 0, 255).astype(np.uint8)
+    dehazed = _dehaze(_scene())        # a strong change with no grid at all
+    scores = harm.grid_artifact(_t(_scene(), _scene(), _scene()), _t(tiled, smooth, dehazed))
+    assert scores[0] > 1.0
+    assert abs(float(scores[1])) < 0.15 and abs(float(scores[2])) < 0.15
+
+
+def test_grid_artifact_does_not_count_8px_jpeg_blocks_as_cells():
+    """JPEG's 8 x 8 blocks, amplified by a dehazer, step on every 8th column: the half-cell
+    reference columns step as much as the cell edges, so the score stays near 0."""
+    scene = _scene()
+    out = scene.astype(np.float32)
+    out[:, 7::8] += 20
+    out[7::8, :] += 20
+    score = float(harm.grid_artifact(_t(scene), _t(np.clip(out, 0, 255).astype(np.uint8)))[0])
+    assert abs(score) < 0.15
+    assert float(harm.grid_artifact(_t(scene[:20, :20]), _t(scene[:20, :20]))[0]) == 0

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from weather_restore_ros.imaging import (
-    OUTPUT_ENCODINGS, REASONS, SUPPORTED_ENCODINGS, ImageConversionError, compressed_to_rgb,
-    decode_frame, image_to_numpy, image_to_rgb, numpy_to_image, output_encoding,
-    rgb_to_compressed, rgb_to_encoding)
+    OUTPUT_ENCODING_CHOICES, OUTPUT_ENCODINGS, SUPPORTED_ENCODINGS, ImageConversionError,
+    compressed_to_rgb, image_to_numpy, image_to_rgb, numpy_to_image, output_encoding,
+    output_image, rgb_to_compressed, rgb_to_encoding)
 
 # samples per pixel, bytes per sample: independent of the module's table on purpose
 LAYOUT = {
@@ -262,6 +262,40 @@ def test_rgb_to_encoding_round_trip(encoding):
     assert np.array_equal(image_to_rgb(msg), rgb)
 
 
+@pytest.mark.parametrize('requested', OUTPUT_ENCODING_CHOICES)
+@pytest.mark.parametrize('encoding', sorted(LAYOUT))
+def test_output_encoding_is_the_input_encoding_and_the_parameter_only(encoding, requested):
+    """The one rule for image_restored (node and bag): writable encodings stay, YUV and Bayer
+    become rgb8, an explicit output_encoding wins; output_image always follows it, for a
+    restored frame and for a frame passed through (``source``), whatever its layout."""
+    expected = requested if requested != 'same' else (
+        'rgb8' if encoding in YUV or encoding in BAYER else encoding)
+    assert output_encoding(encoding, requested) == expected
+    rgb = smooth_rgb(12, 18)
+    samples = random_samples(encoding, 12, 18, seed=2)
+    payload, step = padded(samples, 3, bigendian=LAYOUT[encoding][1] == 2)
+    source = SimpleNamespace(height=12, width=18, encoding=encoding, step=step, data=payload,
+                             is_bigendian=int(LAYOUT[encoding][1] == 2), header='h')
+    for src in (None, source):
+        out = output_image(rgb, encoding, requested, header='h', msg_type=SimpleNamespace,
+                           source=src)
+        channels, itemsize = LAYOUT[expected]
+        assert (out.encoding, out.height, out.width, out.is_bigendian, out.header) == (
+            expected, 12, 18, 0, 'h')
+        assert out.step == 18 * channels * itemsize and len(out.data) == out.step * 12
+    if expected == encoding:   # passed through: the samples themselves, all 16 bits kept
+        out = output_image(rgb, encoding, requested, msg_type=SimpleNamespace, source=source)
+        assert np.array_equal(image_to_numpy(out, raw=True), image_to_numpy(source, raw=True))
+
+
+def test_output_image_passes_a_packed_source_through_as_is():
+    source = numpy_to_image(random_samples('mono16', 4, 6), 'mono16', msg_type=SimpleNamespace)
+    assert output_image(None, 'mono16', source=source) is source
+    assert output_image(smooth_rgb(4, 6), 'mono16', 'rgb8', source=source).encoding == 'rgb8'
+    with pytest.raises(ImageConversionError, match='output encoding must be one of'):
+        output_encoding('rgb8', 'yuv422')
+
+
 def test_rgb_to_encoding_values():
     rgb = np.array([[[255, 0, 0]]], np.uint8)
     assert rgb_to_encoding(rgb, 'bgr8').tolist() == [[[0, 0, 255]]]
@@ -504,33 +538,3 @@ def test_bad_compressed_raise(case):
     bad, text = BAD_COMPRESSED[case]
     with pytest.raises(ImageConversionError, match=text):
         compressed_to_rgb(bad)
-
-
-@pytest.mark.parametrize('bad,reason', [
-    (msg(encoding='rgb9'), 'unsupported_encoding'),
-    (msg(data=bytes(1000)), 'truncated'),
-    (msg(step=299), 'bad_step'),
-    (msg(width=0), 'empty'),
-    (msg(encoding='yuv422', width=5, step=10), 'odd_width'),
-    (msg(data=None), 'invalid'),
-    (msg(height=100_000, width=100_000, step=300_000), 'oversized'),
-    (SimpleNamespace(format='jpeg', data=b''), 'empty'),
-    (SimpleNamespace(format='jpeg', data=b'\xff\xd8\xff\xe0 not a jpeg'), 'corrupt'),
-    (SimpleNamespace(format='16UC1; compressedDepth png', data=bytes(100)),
-     'unsupported_encoding'),
-])
-def test_decode_frame_reasons_are_stable_counter_keys(bad, reason):
-    """The node and the bag tool count skipped frames by ``reason``: never by message text."""
-    with pytest.raises(ImageConversionError) as info:
-        decode_frame(bad)
-    assert info.value.reason == reason and reason in REASONS
-
-
-def test_decode_frame_returns_rgb_and_the_encoding_to_answer_in():
-    bgr = np.zeros((4, 6, 3), np.uint8)
-    bgr[..., 0] = 255                                             # blue in BGR order
-    rgb, encoding = decode_frame(numpy_to_image(bgr, 'bgr8', msg_type=SimpleNamespace))
-    assert encoding == 'bgr8' and (rgb[..., 2] == 255).all() and (rgb[..., 0] == 0).all()
-    comp = rgb_to_compressed(rgb, 'png', msg_type=SimpleNamespace)
-    rgb2, encoding2 = decode_frame(comp)
-    assert encoding2 == 'bgr8' and np.array_equal(rgb2, rgb)

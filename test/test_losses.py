@@ -5,7 +5,7 @@ import torch
 from weather_restore_ros.model import build_model
 from weather_restore_ros.model.losses import (RestorationLoss, charbonnier,
                                               degradation_mask, gate_loss, psnr_loss,
-                                              soft_residual_distillation, ssim, ssim_loss,
+                                              soft_residual_distillation, ssim, ssim_loss, tone_loss,
                                               weather_classification_loss)
 
 
@@ -25,6 +25,22 @@ def test_charbonnier():
     p = x.clone().requires_grad_()
     charbonnier(p, x + 0.1).backward()
     assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+
+
+def test_tone_loss_weighs_a_global_shift_and_not_texture():
+    """A frame darkened by 6 grey levels costs the tone loss the whole shift; zero-mean texture
+    noise, which the pixel loss charges more, nearly nothing."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 64, 64, generator=g)
+    darker = x - 6 / 255
+    noisy = x + (torch.rand(2, 3, 64, 64, generator=g) - 0.5) * 32 / 255   # mean |e| 8
+    assert tone_loss(darker, x).item() == pytest.approx(6 / 255, rel=0.01)
+    assert tone_loss(noisy, x).item() < 0.1 * tone_loss(darker, x).item()
+    assert charbonnier(noisy, x).item() > charbonnier(darker, x).item()
+    weights = RestorationLoss({'tone': 1.0, 'ssim': 0.0, 'srd': 0.0, 'cls': 0.0})
+    total, parts = weights(darker, x)
+    assert parts['tone'].item() == pytest.approx(tone_loss(darker, x).item())
+    assert total.item() == pytest.approx(parts['recon'].item() + parts['tone'].item(), rel=1e-5)
 
 
 def test_psnr_loss_is_minus_psnr_averaged_per_image():

@@ -5,7 +5,6 @@ the test thread runs the node's callbacks and the probe's, while the node's own 
 restores and publishes. Nodes are module-scoped (a configure costs a model load), so tests that
 change runtime parameters put them back.
 """
-import os
 import threading
 import time
 import tracemalloc
@@ -13,165 +12,36 @@ import tracemalloc
 import pytest
 import torch
 
-from ros_helpers import collect, pattern_image, ros_context
+from ros_helpers import pattern_image, ros_context
 
 pytest.importorskip('rclpy', reason='rclpy is not installed (pip install -e ".[ros-wheels]")',
                     exc_type=ImportError)
 
-from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from node_rig import DEVICE, Rig, new_header, same_header  # noqa: E402
+from node_rig import diag as _diag  # noqa: E402
+from node_rig import match as _match  # noqa: E402
+from node_rig import values as _values  # noqa: E402
+from node_rig import wait_outputs as _wait_outputs  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,  # noqa: E402
-                       qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Header, String  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
 from weather_restore_ros import imaging  # noqa: E402
 from weather_restore_ros.ros import node as node_module  # noqa: E402
 from weather_restore_ros.ros import params as P  # noqa: E402
-from weather_restore_ros.ros.node import RestoreNode  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
 HAVE_VISION_MSGS = node_module.Classification is not None
 needs_vision_msgs = pytest.mark.skipif(
     not HAVE_VISION_MSGS, reason='vision_msgs is not importable (tools/build_test_msgs.sh .venv)')
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 H, W = 48, 64
-# On a GPU machine: WEATHER_RESTORE_TEST_DEVICE=cuda runs every node test on the device.
-DEVICE = os.environ.get('WEATHER_RESTORE_TEST_DEVICE', 'cpu')
-_stamps = iter(range(1, 1_000_000))
-
-
-def new_header(frame_id='cam_optical'):
-    """A header no other frame in this run has: outputs are matched to inputs by it."""
-    n = next(_stamps)
-    return Header(stamp=Time(sec=1_700_000_000 + n, nanosec=n * 1000), frame_id=frame_id)
-
-
-def same_header(a, b) -> bool:
-    return (a.stamp.sec, a.stamp.nanosec, a.frame_id) == (b.stamp.sec, b.stamp.nanosec,
-                                                           b.frame_id)
-
-
-class LogRecorder:
-    """Wraps a node's logger: records (level, text) and still logs.
-
-    One method per level: rclpy keys a log call site (throttling, severity) on the caller's
-    line, and refuses one line logging at two severities -- or with two sets of filters, so
-    the node's ``throttle_duration_sec`` etc. are recorded but not passed on (seen when a
-    throttled warning followed an unthrottled one, e.g. without vision_msgs).
-    """
-
-    def __init__(self, logger):
-        self._logger = logger
-        self.records = []
-
-    def __getattr__(self, name):
-        return getattr(self._logger, name)
-
-    def debug(self, message, **kwargs):
-        self.records.append(('debug', str(message)))
-        return self._logger.debug(message)
-
-    def info(self, message, **kwargs):
-        self.records.append(('info', str(message)))
-        return self._logger.info(message)
-
-    def warning(self, message, **kwargs):
-        self.records.append(('warning', str(message)))
-        return self._logger.warning(message)
-
-    def error(self, message, **kwargs):
-        self.records.append(('error', str(message)))
-        return self._logger.error(message)
-
-    def fatal(self, message, **kwargs):
-        self.records.append(('fatal', str(message)))
-        return self._logger.fatal(message)
-
-    def texts(self, *levels):
-        return [t for lv, t in self.records if not levels or lv in levels]
-
-
-class Rig:
-    """One RestoreNode plus a probe node in the same executor, in namespace ``ns``."""
-
-    def __init__(self, ctx, checkpoint, ns, **params):
-        values = {'checkpoint': str(checkpoint), 'device': DEVICE, 'warmup': False, **params}
-        self.ns = ns
-        self.node = RestoreNode(context=ctx, namespace=ns, parameter_overrides=[
-            Parameter(k, value=v) for k, v in values.items()])
-        self.log = LogRecorder(self.node.get_logger())
-        self.node.get_logger = lambda: self.log
-        self.probe = Node('probe', namespace=ns, context=ctx)
-        self.executor = SingleThreadedExecutor(context=ctx)
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.probe)
-        self._pubs = {}
-
-    def start(self):
-        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        return self
-
-    def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.probe.destroy_node()
-
-    def spin_until(self, predicate, timeout=10.0, step=0.02):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                return False
-            self.executor.spin_once(timeout_sec=step)
-        return True
-
-    def spin_for(self, seconds):
-        self.spin_until(lambda: False, timeout=seconds)
-
-    def collect(self, msg_type, topic, qos=RELIABLE):
-        return collect(self.probe, msg_type, topic, qos)
-
-    def publisher(self, msg_type, topic, qos=RELIABLE):
-        key = (msg_type, topic, id(qos))
-        if key not in self._pubs:
-            self._pubs[key] = self.probe.create_publisher(msg_type, topic, qos)
-        return self._pubs[key]
-
-    def stats(self, camera=''):
-        return self.node.cameras[camera].stats.snapshot()
-
-    def send_until(self, pub, msg, done, timeout=10.0, every=0.25):
-        """Publish ``msg`` (again every ``every`` s: best effort, discovery) until ``done()``."""
-        last = [-1e9]
-
-        def check():
-            if done():
-                return True
-            if time.monotonic() - last[0] > every:
-                pub.publish(msg)
-                last[0] = time.monotonic()
-            return False
-        return self.spin_until(check, timeout)
-
-    def set_params(self, **values):
-        """Through the node's parameter service, like ``ros2 param set``."""
-        from rclpy.parameter_client import AsyncParameterClient
-        client = getattr(self, '_param_client', None)
-        if client is None:
-            client = self._param_client = AsyncParameterClient(self.probe, self.node.get_name())
-            assert self.spin_until(lambda: client.services_are_ready(), 10.0)
-        future = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
-        assert self.spin_until(future.done, 10.0)
-        return future.result().results
 
 
 @pytest.fixture(scope='module')
@@ -205,16 +75,6 @@ def compressed(ctx, tiny_checkpoint):
 
 
 # ------------------------------------------------------------------ frames in, frames out
-def _wait_outputs(rig, pub, msg, lists, timeout=10.0):
-    """Send ``msg`` until every list got a message with its header."""
-    return rig.send_until(pub, msg, lambda: all(
-        any(same_header(m.header, msg.header) for m in lst) for lst in lists), timeout)
-
-
-def _match(lst, header):
-    return next(m for m in lst if same_header(m.header, header))
-
-
 @pytest.mark.parametrize('encoding,channels', [('rgb8', 3), ('bgr8', 3), ('mono8', 1)])
 def test_image_roundtrip_keeps_header_on_every_output(single, encoding, channels):
     images = single.collect(Image, 'image_restored')
@@ -462,72 +322,8 @@ def test_skip_when_clear_passes_frames_through(single):
             'prior.refresh_seconds': 2.0, 'prior.scene_cut_threshold': 0.12}))
 
 
-# ------------------------------------------------------------------ bad input, diagnostics
-def _raw(encoding='rgb8', height=H, width=W, step=None, data=b'', header=None):
-    msg = Image(height=height, width=width, encoding=encoding,
-                step=width * 3 if step is None else step)
-    msg.data = data
-    msg.header = header or new_header()
-    return msg
-
-
-def _diag(rig, camera_label, predicate, timeout=5.0):
-    """The newest camera status of ``rig`` (by name) that satisfies ``predicate``."""
-    arrays = rig.collect(DiagnosticArray, '/diagnostics')
-    name = f'{rig.node.get_fully_qualified_name()}: camera {camera_label}'
-    found = []
-
-    def check():
-        for a in arrays:
-            for s in a.status:
-                if s.name == name and predicate(s):
-                    found.append(s)
-        return bool(found)
-    assert rig.spin_until(check, timeout), f'no matching diagnostics for {name}'
-    return found[-1]
-
-
-def _values(status):
-    return {kv.key: kv.value for kv in status.values}
-
-
-def test_bad_input_is_counted_and_node_keeps_serving(single, compressed):
-    pub = single.publisher(Image, 'image_raw', qos_profile_sensor_data)
-    good = pattern_image(H, W, 3, seed=10).tobytes()
-    cases = {
-        'unsupported_encoding': _raw('weird8', data=good),
-        'truncated': _raw('rgb8', data=good[:100]),
-        'empty': _raw('rgb8', height=0, width=0, step=0),
-        'oversized': _raw('rgb8', height=100_000, width=100_000, step=300_000, data=good),
-        'bad_step': _raw('rgb8', step=10, data=good),
-    }
-    for reason, msg in cases.items():
-        assert single.send_until(
-            pub, msg, lambda r=reason: single.stats()['bad_input'].get(r, 0) >= 1), reason
-
-    cpub = compressed.publisher(CompressedImage, 'image_raw/compressed', qos_profile_sensor_data)
-    jpeg = imaging.rgb_to_compressed(pattern_image(H, W, 3, seed=11), header=new_header())
-    corrupt = CompressedImage(header=new_header(), format='jpeg')
-    corrupt.data = bytes(jpeg.data)[:40] + b'\x00' * 60
-    assert compressed.send_until(
-        cpub, corrupt, lambda: compressed.stats()['bad_input'].get('corrupt', 0) >= 1)
-    assert any('skipped a frame' in t for t in single.log.texts('warning'))
-
-    # Still serving, on both nodes.
-    images = single.collect(Image, 'image_restored')
-    ok = imaging.numpy_to_image(pattern_image(H, W, 3, seed=12), 'rgb8', header=new_header())
-    assert _wait_outputs(single, pub, ok, [images])
-    cimages = compressed.collect(Image, 'image_restored')
-    assert _wait_outputs(compressed, cpub, jpeg, [cimages])
-
-    status = _diag(single, 'default', lambda s: int(_values(s).get('bad_input', 0)) >= 5)
-    values = _values(status)
-    for reason in cases:
-        assert int(values[f'bad_input.{reason}']) >= 1, reason
-    status = _diag(compressed, 'default',
-                   lambda s: int(_values(s).get('bad_input.corrupt', 0)) >= 1)
-
-
+# ------------------------------------------------------------------ model failures, diagnostics
+# (bad input: test_bad_input.py)
 def test_model_failure_publishes_the_input_and_is_reported(single):
     """A network that returns NaN for a frame: the input goes out unchanged (same header),
     counted as invalid_output, with a warning and a WARN diagnostic; nothing crashes."""

@@ -17,12 +17,18 @@ from weather_restore_ros.model.restorer import WeatherRestorer
 
 
 def make_tiny_checkpoint(path: str | Path, seed: int = 0,
-                         class_names=DEFAULT_WEATHER_CLASSES) -> Path:
+                         class_names=DEFAULT_WEATHER_CLASSES, head_std: float | None = None,
+                         **config) -> Path:
+    """``head_std`` (e.g. 0.1): re-draw the output head so the network visibly changes frames
+    (the random-init head is ~identity); ``config``: ModelConfig overrides (``upsample=...``)."""
     torch.manual_seed(seed)
     clip = build_open_clip_from_config(TINY_CLIP_CONFIG)
     cfg = get_config('tiny', clip_dim=TINY_CLIP_CONFIG['embed_dim'],
-                     class_names=tuple(class_names), num_classes=len(class_names))
+                     class_names=tuple(class_names), num_classes=len(class_names), **config)
     model = WeatherRestorer(cfg)
+    if head_std is not None:
+        torch.nn.init.normal_(model.head[-1].weight, std=head_std,
+                              generator=torch.Generator().manual_seed(seed + 1))
     info = ClipInfo(model_name='embedded:tiny', pretrained=None,
                     embed_dim=TINY_CLIP_CONFIG['embed_dim'], embedded=True,
                     open_clip_config=TINY_CLIP_CONFIG, has_text_tower=False)

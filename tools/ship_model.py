@@ -77,6 +77,8 @@ def architecture(cfg: ModelConfig) -> str:
         parts.append('a mask head')
     if cfg.block_norm:
         parts.append('a LayerNorm per block')
+    if cfg.upsample != 'shuffle':
+        parts.append(f'{cfg.upsample} upsampling')
     if cfg.gate_bound:
         parts.append(f'SimpleGate factors clamped to ±{cfg.gate_bound:g}')
     return ' + '.join(parts)
@@ -168,6 +170,12 @@ def main() -> int:
         card.append(f'- Speckle on real photos (raw network, no guard): {len(photos["harmed"])} '
                     f'of {photos["photos"]} photos harmed, worst speckle fraction '
                     f'{photos["max_speckle"]:.5f} (bound 0.0005).')
+        if photos.get('grid'):
+            card.append(f'- Cell grid of the change on the same photos (`harm.grid_artifact`, '
+                        f'0 = none; the dark-channel baseline reaches 0.15 on DAWN fog, a '
+                        f'pixel-shuffle decoder 0.85): at most {photos["grid"]["max"]:.2f}, '
+                        f'mean {photos["grid"]["mean"]:.3f} '
+                        f'(worst: {Path(photos["grid"]["worst"]).name}).')
     card += ['', '## Compared runs (held-out set, `weather-restore eval --holdout`)', '',
              '| run | model PSNR (Y, weather frames) | SSIM | weather accuracy |',
              '|---|---:|---:|---:|', *rows, '',

@@ -17,6 +17,7 @@ COMMANDS = (
     ('info', 'weather_restore_ros.commands.info'),
     ('restore', 'weather_restore_ros.commands.restore'),
     ('bench', 'weather_restore_ros.commands.bench'),
+    ('export', 'weather_restore_ros.commands.export'),
     ('node', 'weather_restore_ros.commands.node'),
     ('bag', 'weather_restore_ros.commands.bag'),
     ('replay', 'weather_restore_ros.commands.replay'),

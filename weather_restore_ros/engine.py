@@ -11,6 +11,10 @@ Per call (``restore_batch``): frames are grouped by shape; each group is uploade
 skipped go through the network together (split only when the batch exceeds ``max_pixels``), and
 the results come back with one device->host copy per output.
 
+The two networks run on a backend (:mod:`weather_restore_ros.backends`, ``backend='torch'`` or
+``'onnxruntime'``): it is called for the restorer's forward and the encoder's, and everything
+else here -- cache, skipping, tiling, guards -- is the same code for both.
+
 Frames over ``max_pixels`` are restored in overlapping tiles (``oversize='tile'``; tiles are
 aligned to the network's stride and blended so that, where the network's receptive field fits in
 a quarter of the overlap, the result equals the untiled one) or at a reduced size
@@ -29,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from . import DEFAULT_WEATHER_CLASSES, harm
+from .backends import BACKENDS, BackendUnavailable, make_backend
 from .checkpoint import Checkpoint, check_clip_matches, load_checkpoint
 from .encoders import ClipPrior
 from .factory import encoder_from_checkpoint, restorer_from_checkpoint
@@ -134,6 +139,11 @@ class RestorationEngine:
     get the input back (feathered), and the result says so (``unsafe_output``,
     ``replaced_fraction``). Off, the raw network output is published (evaluation measures the
     raw model that way).
+
+    ``backend``: ``'torch'`` (the modules) or ``'onnxruntime'`` (their ONNX graphs, from
+    ``onnx_dir`` or exported into a cache folder at start-up; ``threads`` sets its CPU threads,
+    default torch's; ``log(str)`` hears which providers it chose). The settings, the prior
+    cache and the guards do not depend on it.
     """
 
     def __init__(self, model: WeatherRestorer, clip: ClipPrior,
@@ -143,7 +153,8 @@ class RestorationEngine:
                  skip_clear_threshold: float = 0.0, max_pixels: int = 1920 * 1080,
                  oversize: str = 'tile', tile_size: int = 512, tile_overlap: int = 64,
                  warmup: bool = True, warmup_shape: tuple[int, int] = (480, 640),
-                 harm_guard: bool = True):
+                 harm_guard: bool = True, backend: str = 'torch', onnx_dir: str | None = None,
+                 threads: int | None = None, log=None):
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.precision = {v: k for k, v in PRECISIONS.items()}[self.dtype]
@@ -162,6 +173,7 @@ class RestorationEngine:
         if tile_size < 1 or tile_overlap < 0 or tile_overlap * 2 >= tile_size:
             raise EngineError(f'need tile_size > 2 * tile_overlap >= 0, got tile_size '
                               f'{tile_size}, tile_overlap {tile_overlap}')
+        check_backend(backend)
         self.classifier = classifier
         self.skip_clear_threshold = float(skip_clear_threshold)
         self.harm_guard = bool(harm_guard)
@@ -173,6 +185,12 @@ class RestorationEngine:
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()          # one inference at a time
         self._streams_lock = threading.Lock()  # the stream table (diagnostics read it too)
+        try:  # before the modules move: an ONNX export traces them on the CPU in fp32
+            self.backend = make_backend(backend, model, clip, device=self.device,
+                                        dtype=self.dtype, threads=threads, onnx_dir=onnx_dir,
+                                        log=log)
+        except BackendUnavailable as exc:
+            raise EngineError(str(exc)) from exc
 
         # channels_last on CUDA (cuDNN's fast NHWC kernels for fp16/bf16). On CPU the weights
         # stay NCHW; the network runs its activations NHWC itself (WeatherRestorer.memory_format).
@@ -199,6 +217,7 @@ class RestorationEngine:
         check_clip_matches(ckpt.clip, clip_model, clip_pretrained)  # before any slow load
         device_ = resolve_device(device)
         resolve_precision(kwargs.get('precision', 'auto'), device_)  # fail before loading
+        check_backend(kwargs.get('backend', 'torch'))
         model = restorer_from_checkpoint(ckpt)
         clip = encoder_from_checkpoint(ckpt, clip_model, clip_pretrained, clip_cache_dir)
         engine = cls(model, clip, ckpt.class_names, device=str(device_), **kwargs)
@@ -313,9 +332,9 @@ class RestorationEngine:
         reasons = [s.cache.check(thumbs[i]) for i, s in enumerate(streams)]
         stale = [i for i, r in enumerate(reasons) if r is not None]
         if stale:
-            feats = self.clip.encode(x[stale])
+            embedding = self.backend.embed(x[stale])
             for j, i in enumerate(stale):
-                streams[i].cache.store(feats.embedding[j], thumbs[i])
+                streams[i].cache.store(embedding[j], thumbs[i])
         timer.mark('clip')
 
         # Skip-when-clear: a frame whose stream's prior says "clear" goes through unchanged.
@@ -439,8 +458,7 @@ class RestorationEngine:
                      for i in range(0, b, per_pass)]
             return tuple(torch.cat(t) for t in zip(*parts))
         if h * w <= self.max_pixels:
-            out = self.model(x, emb)
-            return out.image, out.mask, out.logits
+            return self.backend.restore(x, emb)
         if self.oversize == 'downscale':
             return self._downscaled(x, emb)
         return self._tiled(x, emb)
@@ -452,11 +470,10 @@ class RestorationEngine:
         scale = math.sqrt(self.max_pixels / (h * w))
         size = (max(1, int(h * scale)), max(1, int(w * scale)))
         small = F.interpolate(x, size=size, mode='area')
-        out = self.model(small, emb)
-        delta = F.interpolate(out.image - small, size=(h, w), mode='bilinear',
-                              align_corners=False)
-        mask = F.interpolate(out.mask, size=(h, w), mode='bilinear', align_corners=False)
-        return (x + delta).clamp_(0, 1), mask.clamp_(0, 1), out.logits
+        image, mask, logits = self.backend.restore(small, emb)
+        delta = F.interpolate(image - small, size=(h, w), mode='bilinear', align_corners=False)
+        mask = F.interpolate(mask, size=(h, w), mode='bilinear', align_corners=False)
+        return (x + delta).clamp_(0, 1), mask.clamp_(0, 1), logits
 
     def tile_layout(self, h: int, w: int) -> tuple[int, int, list[tuple[int, int]],
                                                       list[tuple[int, int]]]:
@@ -487,11 +504,16 @@ class RestorationEngine:
             for x0, x1 in cols:
                 wx = _blend_weights(x1 - x0, ov, x0 > 0, x1 < w, x.device)
                 win = (wy[:, None] * wx[None, :]).to(x.dtype)
-                out = self.model(x[..., y0:y1, x0:x1], emb)
-                image[..., y0:y1, x0:x1] += out.image * win
-                mask[..., y0:y1, x0:x1] += out.mask * win
-                logits = logits + out.logits.float()
+                t_image, t_mask, t_logits = self.backend.restore(x[..., y0:y1, x0:x1], emb)
+                image[..., y0:y1, x0:x1] += t_image * win
+                mask[..., y0:y1, x0:x1] += t_mask * win
+                logits = logits + t_logits.float()
         return image.clamp_(0, 1), mask.clamp_(0, 1), logits / (len(rows) * len(cols))
+
+
+def check_backend(name: str) -> None:
+    if name not in BACKENDS:
+        raise EngineError(f'backend must be one of {", ".join(BACKENDS)}; got {name!r}')
 
 
 def _tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:

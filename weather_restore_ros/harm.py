@@ -238,3 +238,39 @@ def guard(inputs: torch.Tensor, outputs: torch.Tensor, block: int = BLOCK,
     delta = outputs.to(torch.int16) - base
     images = (base + ((delta * w7 + 64) >> 7)).to(torch.uint8)
     return Guarded(images, weights, bad.flatten(1).any(1), 1.0 - weights.flatten(1).mean(1))
+
+
+#: The decoder's cell: a stride-16 U-Net (pixel-unshuffle stem + 3 halvings) upsampled with
+#: pixel shuffle gives each 16 x 16 cell its own copy of the coarse features.
+GRID_CELL = 16
+
+
+def grid_artifact(inputs: torch.Tensor, outputs: torch.Tensor, cell: int = GRID_CELL) -> torch.Tensor:
+    """How much the restorer's change ``outputs - inputs`` steps at the edges of ``cell``-pixel
+    cells, per image (``(N,)``; ~0 for a change with no grid; the step in units of the change's
+    mean pixel-to-pixel variation).
+
+    A network that dehazes flat fog through pixel-shuffle upsamplers tiles it into visible
+    cells: the change's gradient peaks on cell edges. Measured on the gradient magnitude of the
+    change (grey levels of the channel mean, images as :func:`to_uint8` takes them) averaged
+    per phase of the cell: the *peak* at the edge phase is its excess over the two phases
+    beside it. JPEG's 8 x 8 blocks, which a dehazer amplifies, peak on every 8th column, the
+    cell edges among them, so the half-cell phase's peak is subtracted (floored at 0: a smooth
+    bilinear change bends there, which lowers its gradient rather than raising it). Score =
+    ``(edge peak - half-cell peak) / (mean gradient + 0.5)``, the larger of the horizontal and
+    vertical one (0.5: a change of under a grey level has no grid to see). Images narrower
+    than two cells score 0.
+    """
+    if inputs.shape[-1] < 2 * cell or inputs.shape[-2] < 2 * cell:
+        return torch.zeros(inputs.shape[0], device=inputs.device)
+    d = to_uint8(outputs).float().mean(1) - to_uint8(inputs).float().mean(1)
+    scores = []
+    for g in (torch.diff(d, dim=-1).abs().mean(-2), torch.diff(d, dim=-2).abs().mean(-1)):
+        n = g.shape[-1] // cell * cell                 # whole cells: every phase equally often
+        phase = g[..., :n].unflatten(-1, (-1, cell)).mean(-2)          # (N, cell)
+
+        def peak(j):
+            return phase[:, j] - (phase[:, j - 1] + phase[:, (j + 1) % cell]) / 2
+        excess = peak(cell - 1) - peak(cell // 2 - 1).clamp(min=0)
+        scores.append(excess / (g.mean(-1) + 0.5))
+    return torch.maximum(*scores)

@@ -13,18 +13,23 @@ it before modifying it in place.
 
 16-bit encodings (mono16, 16UC1) read as 8 bits keep the high byte (``value >> 8``), so a
 16UC1 depth image in millimetres becomes 256 mm steps; ``image_to_numpy(msg, raw=True)``
-returns the uint16 values themselves.
+returns the uint16 values themselves. Sizes are checked before any pixel is read (JPEG/PNG
+from their headers, :mod:`image_headers`). What a restorer accepts from a camera (depth refused,
+odd frames counted) is decided in :mod:`frame_input`, not here.
 """
 from __future__ import annotations
 
 import array as pyarray
 import dataclasses
+import re
 import sys
 from types import SimpleNamespace
 from typing import NamedTuple
 
 import cv2
 import numpy as np
+
+from .image_headers import codec_of, read_header
 
 
 class ImageConversionError(ValueError):
@@ -41,12 +46,18 @@ class ImageConversionError(ValueError):
 
 REASONS = {
     'unsupported_encoding': 'an encoding or compression this converter does not handle',
+    'garbled_encoding': 'an encoding string with non-printable or non-ASCII characters',
+    'depth_image': 'a depth image (16UC1, 32FC1, compressedDepth), not a camera colour frame',
+    'float_image': 'a floating-point image (32FC3, 64FC1, ...), not a camera colour frame',
     'corrupt': 'compressed data that does not decode (corrupt JPEG/PNG)',
     'truncated': 'image data shorter than height x step',
+    'truncated_compressed': 'a JPEG or PNG cut short (no end marker)',
     'empty': 'zero width or height, or no data',
+    'step_zero': 'step 0 (no row length)',
     'bad_step': 'step smaller than a row of pixels',
     'odd_width': 'a YUV 4:2:2 image with an odd width',
-    'oversized': 'more pixels than any camera makes (a corrupt header)',
+    'size_overflow': 'width x height or height x step beyond 32 bits: no message holds it',
+    'oversized': 'more pixels than any camera makes (a corrupt header), refused before decoding',
     'invalid': 'inconsistent or mistyped image fields',
 }
 MAX_INPUT_PIXELS = 64_000_000  # beyond any camera (8K is 33 MP): a corrupt header, not a frame
@@ -89,20 +100,33 @@ _ENCODINGS = {
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
 # What rgb_to_encoding writes as asked; YUV and Bayer inputs are published as rgb8 instead.
 OUTPUT_ENCODINGS: tuple[str, ...] = tuple(k for k, v in _ENCODINGS.items() if not v.decoded)
+OUTPUT_ENCODING_CHOICES = ('same', 'rgb8', 'bgr8')   # the node's and the bag's output_encoding
 
 # CompressedImage: the part after "compressed" names the channel order handed to imencode.
 _RGB_ORDERED = ('rgb8', 'rgba8', 'rgb16', 'rgba16')
 _CODECS = {'jpeg': '.jpg', 'jpg': '.jpg', 'png': '.png'}
+_FLOAT = re.compile(r'(16|32|64)FC[1-4]?')
 
 
 def _layout(encoding) -> _Layout:
-    try:
-        return _ENCODINGS[encoding]
-    except (KeyError, TypeError):
-        raise ImageConversionError(
-            f'unsupported image encoding {encoding!r}; '
-            f'supported: {", ".join(SUPPORTED_ENCODINGS)}',
-            reason='unsupported_encoding') from None
+    layout = _ENCODINGS.get(encoding) if isinstance(encoding, str) else None
+    if layout is not None:
+        return layout
+    text = isinstance(encoding, str)
+    if text and not (encoding.isascii() and encoding.isprintable()):
+        raise ImageConversionError(f'garbled image encoding {encoding!r}',
+                                   reason='garbled_encoding')
+    if text and _FLOAT.fullmatch(encoding):
+        raise ImageConversionError(f'{encoding}: floating-point images are not converted',
+                                   reason='float_image')
+    raise ImageConversionError(f'unsupported image encoding {encoding!r}; supported: '
+                               f'{", ".join(SUPPORTED_ENCODINGS)}', reason='unsupported_encoding')
+
+
+def encoding_layout(encoding: str) -> tuple[int, int]:
+    """(samples per pixel as stored, bytes per sample): UYVY is (2, 1), mono16 (1, 2)."""
+    layout = _layout(encoding)
+    return layout.channels, layout.itemsize
 
 
 def _byte_view(data) -> np.ndarray:
@@ -138,8 +162,11 @@ def _check_even_width(encoding, layout, width):
             reason='odd_width')
 
 
-def _samples(msg) -> tuple[_Layout, np.ndarray]:
-    """Validate the message; view its stored samples as HxWxC (16-bit in the message's order)."""
+def _samples(msg, max_pixels: int | None = None) -> tuple[_Layout, np.ndarray]:
+    """Validate the message; view its stored samples as HxWxC (16-bit in the message's order).
+
+    Sizes are checked before anything is read: a header that no message can hold, or one over
+    ``max_pixels``, is refused without allocating for it."""
     try:
         height, width, step = int(msg.height), int(msg.width), int(msg.step)
         encoding, bigendian, data = msg.encoding, bool(msg.is_bigendian), msg.data
@@ -150,6 +177,16 @@ def _samples(msg) -> tuple[_Layout, np.ndarray]:
         raise ImageConversionError(f'empty image: {width}x{height} ({encoding})',
                                    reason='empty')
     row_bytes = width * layout.channels * layout.itemsize
+    if max(width * height, height * step) >> 32:
+        raise ImageConversionError(
+            f'{width}x{height} with step {step} ({encoding}) needs more than 4 GiB: '
+            'no message holds that (a corrupt header)', reason='size_overflow')
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageConversionError(f'oversized frame {width}x{height} (limit {max_pixels} px)',
+                                   reason='oversized')
+    if step == 0:
+        raise ImageConversionError(f'step 0 for a {width}x{height} image ({encoding})',
+                                   reason='step_zero')
     if step < row_bytes:
         raise ImageConversionError(
             f'step {step} is smaller than width {width} x {layout.channels * layout.itemsize} '
@@ -186,12 +223,12 @@ def image_to_numpy(msg, *, raw: bool = False) -> np.ndarray:
     return samples.astype(np.uint16, copy=False) if layout.itemsize == 2 else samples
 
 
-def image_to_rgb(msg) -> np.ndarray:
+def image_to_rgb(msg, max_pixels: int = MAX_INPUT_PIXELS) -> np.ndarray:
     """HxWx3 uint8 RGB from any supported encoding: one input for the network, whatever the camera.
 
     Mono is replicated, alpha dropped. Only rgb8 returns a view of the message data.
     """
-    layout, samples = _samples(msg)
+    layout, samples = _samples(msg, max_pixels)
     image = _eight_bit(layout, samples)
     if layout.decoded or layout.to_rgb is None:
         return image
@@ -206,8 +243,20 @@ def _checked_rgb(rgb) -> np.ndarray:
     return rgb
 
 
-def output_encoding(encoding: str) -> str:
-    """The encoding ``rgb_to_encoding(rgb, encoding)`` produces: rgb8 for YUV and Bayer inputs."""
+def output_encoding(encoding: str, requested: str = 'same') -> str:
+    """The encoding of every image published for a frame that arrived in ``encoding``, given the
+    ``output_encoding`` parameter (``requested``): the one rule of the node and the bag tool.
+
+    'same' keeps the input's encoding, except YUV and Bayer: rgb8 (``rgb_to_encoding``); a
+    compressed stream's is 'bgr8' (``frame_input``). Nothing else decides it: not ``enabled``,
+    skip-when-clear, a model failure or an oversize frame, so a consumer that handled one frame
+    of a stream handles the next.
+    """
+    if requested != 'same':
+        if requested not in OUTPUT_ENCODING_CHOICES:
+            raise ImageConversionError(f'output encoding must be one of '
+                                       f'{", ".join(OUTPUT_ENCODING_CHOICES)}, got {requested!r}')
+        return requested
     _layout(encoding)
     return encoding if encoding in OUTPUT_ENCODINGS else 'rgb8'
 
@@ -295,24 +344,71 @@ def numpy_to_image(array, encoding: str, header=None, msg_type=None):
                         is_bigendian=0, step=width * layout.channels * layout.itemsize)
 
 
-def compressed_to_rgb(msg) -> np.ndarray:
-    """HxWx3 uint8 RGB from a CompressedImage (JPEG or PNG, detected from the bytes).
+def output_image(rgb, encoding: str, requested: str = 'same', header=None, msg_type=None,
+                 source=None):
+    """The published Image for a frame that arrived in ``encoding``: always in
+    ``output_encoding(encoding, requested)``, packed, little-endian, the frame's size.
+
+    ``source``: the input message, for passing a frame through unchanged (restoration off). It
+    goes out as it came when it already is that encoding and layout; otherwise its stored
+    samples are repacked (padding and byte order, all 16 bits kept) or, for YUV, Bayer and
+    compressed input, ``rgb`` is encoded like a restored frame.
+    """
+    out = output_encoding(encoding, requested)
+    if source is not None and getattr(source, 'encoding', None) == out:
+        channels, itemsize = encoding_layout(out)
+        packed = source.step == source.width * channels * itemsize
+        if packed and len(source.data) == source.height * source.step and not (
+                itemsize == 2 and source.is_bigendian):
+            return source
+        return numpy_to_image(image_to_numpy(source, raw=True), out, header=source.header,
+                              msg_type=type(source))
+    return numpy_to_image(rgb_to_encoding(rgb, out), out, header=header, msg_type=msg_type)
+
+
+def compressed_to_rgb(msg, max_pixels: int = MAX_INPUT_PIXELS) -> np.ndarray:
+    """HxWx3 uint8 RGB from a CompressedImage (JPEG or PNG, detected from the bytes)."""
+    return decode_compressed(msg, max_pixels)[0]
+
+
+def decode_compressed(msg, max_pixels: int = MAX_INPUT_PIXELS):
+    """(HxWx3 uint8 RGB, the image's ``CompressedHeader``) from a CompressedImage.
 
     ``format`` follows image_transport ("rgb8; jpeg compressed bgr8"): the order after
     "compressed" is what was handed to the encoder, so "compressed rgb8" needs no swap. Plain
-    "jpeg"/"png" mean OpenCV's usual BGR. 16-bit PNGs keep the high byte like ``image_to_numpy``.
+    "jpeg"/"png" mean OpenCV's usual BGR. 16-bit PNGs keep the high byte like ``image_to_numpy``;
+    greyscale is replicated, CMYK converted by the decoder. The header is read first
+    (:mod:`image_headers`): an image over ``max_pixels`` is refused before anything is
+    allocated for it, one without its end marker before a decoder fills in the missing part.
     """
     try:
         fmt, data = str(getattr(msg, 'format', '') or ''), msg.data
     except AttributeError as exc:
         raise ImageConversionError(f'not a CompressedImage message: {exc}') from None
     if 'compresseddepth' in fmt.lower():
-        raise ImageConversionError(f'compressedDepth images are not supported (format {fmt!r})',
-                                   reason='unsupported_encoding')
+        raise ImageConversionError(f'compressedDepth images are depth, not camera colour '
+                                   f'(format {fmt!r})', reason='depth_image')
     buf = _byte_view(data)
     if buf.size == 0:
         raise ImageConversionError(f'compressed image has no data (format {fmt!r})',
                                    reason='empty')
+    head = read_header(buf)
+    if head is None:
+        codec = codec_of(buf)
+        if codec not in (None, 'jpeg', 'png'):
+            raise ImageConversionError(f'{codec} in a CompressedImage: only JPEG and PNG are '
+                                       f'read (format {fmt!r})', reason='unsupported_encoding')
+        raise ImageConversionError(
+            f'could not decode {buf.size} bytes of compressed image: no readable '
+            f'{codec.upper() if codec else "JPEG or PNG"} header (format {fmt!r})',
+            reason='corrupt')
+    if not head.complete:
+        raise ImageConversionError(f'{head.codec} of {buf.size} bytes cut short: no end marker '
+                                   f'(format {fmt!r})', reason='truncated_compressed')
+    if head.width * head.height > max_pixels:
+        raise ImageConversionError(
+            f'{head.codec} header announces {head.width}x{head.height} (limit {max_pixels} px): '
+            'refused before decoding', reason='oversized')
     try:
         image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error:
@@ -328,12 +424,12 @@ def compressed_to_rgb(msg) -> np.ndarray:
             f'decoded image has unsupported depth {image.dtype} (format {fmt!r})',
             reason='unsupported_encoding')
     if image.ndim == 2 or image.shape[2] == 1:
-        return _cvt(image, cv2.COLOR_GRAY2RGB)
+        return _cvt(image, cv2.COLOR_GRAY2RGB), head
     _, compressed, order = fmt.rpartition('compressed')
     rgb_ordered = bool(compressed) and order.strip() in _RGB_ORDERED
     if image.shape[2] == 4:
-        return _cvt(image, cv2.COLOR_RGBA2RGB if rgb_ordered else cv2.COLOR_BGRA2RGB)
-    return image if rgb_ordered else _cvt(image, cv2.COLOR_BGR2RGB)
+        return _cvt(image, cv2.COLOR_RGBA2RGB if rgb_ordered else cv2.COLOR_BGRA2RGB), head
+    return (image if rgb_ordered else _cvt(image, cv2.COLOR_BGR2RGB)), head
 
 
 def rgb_to_compressed(rgb, fmt: str = 'jpeg', quality: int = 90, header=None, msg_type=None):
@@ -360,24 +456,3 @@ def rgb_to_compressed(rgb, fmt: str = 'jpeg', quality: int = 90, header=None, ms
     if msg_type is None:
         from sensor_msgs.msg import CompressedImage as msg_type
     return _new_message(msg_type, header, encoded, format=f'rgb8; {codec} compressed bgr8')
-
-
-def decode_frame(msg, max_pixels: int = MAX_INPUT_PIXELS) -> tuple[np.ndarray, str]:
-    """Any camera message -> (HxWx3 uint8 RGB, the encoding to publish results in).
-
-    Image and CompressedImage are told apart by the ``format`` field. A raw frame's size is
-    checked before converting, so a corrupt header cannot make a consumer allocate gigabytes.
-    Compressed input answers 'bgr8': what an image_transport subscriber would most likely get.
-    """
-    if hasattr(msg, 'format'):
-        rgb, encoding = compressed_to_rgb(msg), 'bgr8'
-    else:
-        if int(msg.height) * int(msg.width) > max_pixels:
-            raise ImageConversionError(
-                f'oversized frame {msg.width}x{msg.height} (limit {max_pixels} px)',
-                reason='oversized')
-        rgb, encoding = image_to_rgb(msg), msg.encoding
-    if rgb.shape[0] * rgb.shape[1] > max_pixels:
-        raise ImageConversionError(f'oversized frame {rgb.shape[1]}x{rgb.shape[0]} '
-                                   f'(limit {max_pixels} px)', reason='oversized')
-    return rgb, encoding

@@ -146,15 +146,17 @@ def photo_health(model, clip, photos, device: str | torch.device = 'cpu',
     The flat-colour frames above catch a runaway that overflows; a runaway held finite shows
     only as speckle over a compact region of an ordinary photo (a car, a pedestrian), which is
     what this catches. Photos are scaled to at most ``max_side`` px (the cost of one pass).
+    Also the cell grid of the change (:func:`weather_restore_ros.harm.grid_artifact`), which
+    the speckle measure does not see: reported, not judged (``healthy`` is speckle only).
     Returns ``{'photos': n, 'harmed': [(path, fraction)], 'nonfinite': [paths],
-    'max_speckle': worst fraction, 'healthy': bool}``.
+    'max_speckle': worst fraction, 'healthy': bool, 'grid': {'max', 'mean', 'worst': path}}``.
     """
     import cv2
 
     from .data.common import read_rgb
-    from .harm import HARM_FRACTION, speckle_fraction
+    from .harm import HARM_FRACTION, grid_artifact, speckle_fraction
     dtype = next(model.parameters()).dtype
-    harmed, nonfinite, worst = [], [], 0.0
+    harmed, nonfinite, worst, grids = [], [], 0.0, {}
     for path in photos:
         img = read_rgb(path)
         scale = max_side / max(img.shape[:2])
@@ -167,12 +169,17 @@ def photo_health(model, clip, photos, device: str | torch.device = 'cpu',
             nonfinite.append(str(path))
             continue
         frac = float(speckle_fraction(x, out)[0])
+        grids[str(path)] = float(grid_artifact(x, out)[0])
         worst = max(worst, frac)
         if frac > HARM_FRACTION:
             harmed.append((str(path), round(frac, 5)))
     harmed.sort(key=lambda t: -t[1])
+    grid = ({'max': round(max(grids.values()), 3),
+             'mean': round(float(np.mean(list(grids.values()))), 3),
+             'worst': max(grids, key=grids.get)} if grids else {})
     return {'photos': len(photos), 'harmed': harmed, 'nonfinite': nonfinite,
-            'max_speckle': round(worst, 5), 'healthy': not harmed and not nonfinite}
+            'max_speckle': round(worst, 5), 'healthy': not harmed and not nonfinite,
+            'grid': grid}
 
 
 def main(argv=None) -> int:

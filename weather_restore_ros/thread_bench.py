@@ -165,12 +165,13 @@ def format_report(result: dict, header: str) -> str:
 
 def run(args) -> int:
     """The ``bench --engine --load N`` command (args from commands/bench.py)."""
-    w, h = args.size
+    w, h = args.size[0]             # bench takes lists: the first size and batch here
+    batch = args.batch[0]
     ckpt = (args.checkpoint or ['shipped'])[0]
     spec = {'checkpoint': None if ckpt == 'shipped' else ckpt, 'device': args.device,
-            'precision': args.precision, 'size': [w, h], 'batch': args.batch}
+            'precision': args.precision, 'size': [w, h], 'batch': batch}
     chosen = settings(args.threads, args.sweep)
-    print(f'engine under CPU load: {w}x{h}, batch {args.batch}, model {ckpt}, device '
+    print(f'engine under CPU load: {w}x{h}, batch {batch}, model {ckpt}, device '
           f'{args.device}; {len(chosen)} setting(s) x {args.load + 1} load level(s), '
           f'{math.ceil(args.iters / CHUNK) * CHUNK} iterations each', flush=True)
     t0 = time.monotonic()

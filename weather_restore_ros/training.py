@@ -43,7 +43,8 @@ from .model.restorer import WeatherRestorer
 
 #: Weighted loss terms. 'recon' (Charbonnier) weighs 1.0 unless set; the others are computed only
 #: when their weight is > 0 (a term missing from ``loss`` is off). 'psnr': NAFNet's PSNR loss;
-#: 'gate': the SAR gates against the pair's degradation mask (see ``losses.gate_loss``).
+#: 'gate': the SAR gates against the pair's degradation mask (see ``losses.gate_loss``);
+#: 'tone': the 16 px local means (``losses.tone_loss``: no frame darkened for a veil it lacks).
 LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
 #: Other ``loss`` options (with defaults).
 LOSS_OPTIONS = {'srd_temperature': 0.1, 'srd_l2_weight': 0.0, 'label_smoothing': 0.0}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from . import add_backend_arguments
+
 
 def register(sub) -> None:
     from ..cpu_threads import add_threads_argument
@@ -59,6 +61,7 @@ def register(sub) -> None:
     p.add_argument('--overwrite', action='store_true', help='replace an existing OUT bag')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     add_threads_argument(p)
+    add_backend_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -72,6 +75,7 @@ def run(args) -> int:
     options = RestoreOptions(
         topics=args.topics, storage=args.storage, checkpoint=args.checkpoint,
         device=args.device, precision=args.precision, classifier=args.classifier,
+        backend=args.backend, onnx_dir=args.onnx_dir,
         skip_clear_threshold=args.skip_clear_threshold, harm_guard=not args.no_harm_guard,
         refresh_frames=args.refresh_frames,
         refresh_seconds=args.refresh_seconds, scene_cut=args.scene_cut, ema=args.ema,

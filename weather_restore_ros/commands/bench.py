@@ -24,10 +24,14 @@ def register(sub) -> None:
                     'fp32) and optionally the full engine (upload, CLIP prior refresh, network, '
                     'download) on synthetic frames. The network figure is the minimum over '
                     '--iters runs after warm-up (the best estimate on a shared machine); the '
-                    'engine figure gives minimum and median.')
-    p.add_argument('--configs', nargs='+', default=['small'], help='model configs to time')
-    p.add_argument('--size', type=_size, default=(640, 480), help='WIDTHxHEIGHT (default 640x480)')
-    add_threads_argument(p)
+                    'engine figure gives minimum and median. --backends times one model on '
+                    'several backends side by side (network and engine, every --size and '
+                    '--batch) and prints the ratio.')
+    p.add_argument('--configs', nargs='+', help='model configs to time (default small; none '
+                                                'with --backends)')
+    p.add_argument('--size', type=_size, nargs='+', default=[(640, 480)],
+                   help='WIDTHxHEIGHT ... (default 640x480; --load and --node: the first)')
+    add_threads_argument(p)   # torch's threads; onnxruntime's intra-op threads too
     p.add_argument('--iters', type=int, default=20)
     p.add_argument('--device', default='cpu', help='cpu | cuda | cuda:N | auto')
     p.add_argument('--precision', default='auto', help='engine: auto | fp32 | fp16 | bf16')
@@ -37,7 +41,13 @@ def register(sub) -> None:
                    help="engine: checkpoints to time side by side in one run, iterations "
                         "interleaved so a busy machine slows each alike ('shipped' = the "
                         "packaged model); ratios are against the first")
-    p.add_argument('--batch', type=int, default=1, help='engine: cameras restored together')
+    p.add_argument('--batch', type=int, nargs='+', default=[1],
+                   help='engine: cameras restored together (several: each is timed)')
+    p.add_argument('--backends', nargs='+', choices=('torch', 'onnxruntime'),
+                   help='time the shipped (or first --checkpoint) model on these backends side '
+                        'by side, e.g. --backends torch onnxruntime')
+    p.add_argument('--onnx-dir', metavar='DIR',
+                   help='onnxruntime: graphs from weather-restore export (default: the cache)')
     p.add_argument('--load', type=int, default=0, metavar='N',
                    help='engine: also time it while N busy-loop processes run (load levels '
                         '0..N in one run, interleaved; each thread setting in its own process)')
@@ -70,10 +80,12 @@ def run(args) -> int:
     from ..model.profile import count_parameters, gflops, time_forward
     from ..model.restorer import WeatherRestorer
 
-    w, h = args.size
-    if args.iters < 1 or args.batch < 1:
+    w, h = args.size[0]
+    if args.iters < 1 or min(args.batch) < 1:
         print('error: --iters and --batch must be >= 1', file=sys.stderr)
         return 2
+    if args.configs is None:
+        args.configs = [] if args.backends else ['small']
     unknown = [c for c in args.configs if c not in CONFIGS]
     if unknown:
         print(f'error: unknown config(s) {unknown}; choose from {sorted(CONFIGS)}',
@@ -84,6 +96,13 @@ def run(args) -> int:
     except EngineError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
+    if args.backends:
+        from .bench_backends import compare_backends
+        try:
+            return compare_backends(args, device)
+        except (CheckpointError, EngineError, MissingWeightsError) as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
     engines = []
     if args.engine:  # load first: a missing checkpoint fails before minutes of timing
         for ckpt in args.checkpoint or ['shipped']:
@@ -94,20 +113,21 @@ def run(args) -> int:
             except (CheckpointError, EngineError, MissingWeightsError) as exc:
                 print(f'error: {exc}', file=sys.stderr)
                 return 2
-    print(f'{w}x{h}, {args.threads} CPU threads, device {device}, {args.iters} iterations')
-    print(f'{"config":8} {"params":>10} {"GFLOPs":>8} {"min ms":>8}')
-    for name in args.configs:
-        model = WeatherRestorer(name)
-        ms = time_forward(model, h, w, threads=args.threads, iters=args.iters,
-                          channels_last=device.startswith('cuda'), device=device)
-        print(f'{name:8} {count_parameters(model, inference_only=True):10,d} '
-              f'{gflops(model, h, w):8.2f} {ms:8.1f}', flush=True)
-    if engines:
-        _time_engines(engines, args, h, w)
+    for w, h in args.size:
+        print(f'{w}x{h}, {args.threads} CPU threads, device {device}, {args.iters} iterations')
+        print(f'{"config":8} {"params":>10} {"GFLOPs":>8} {"min ms":>8}')
+        for name in args.configs:
+            model = WeatherRestorer(name)
+            ms = time_forward(model, h, w, threads=args.threads, iters=args.iters,
+                              channels_last=device.startswith('cuda'), device=device)
+            print(f'{name:8} {count_parameters(model, inference_only=True):10,d} '
+                  f'{gflops(model, h, w):8.2f} {ms:8.1f}', flush=True)
+        for batch in args.batch if engines else ():
+            _time_engines(engines, args, h, w, batch)
     return 0
 
 
-def _time_engines(engines, args, h: int, w: int) -> None:
+def _time_engines(engines, args, h: int, w: int, batch: int) -> None:
     """Every engine on the same frames, iterations interleaved (A, B, A, B, ...): on a shared
     machine a burst of other load then slows each alike, so the ratio is fair. Also the prior
     refresh: the encoder's cost on a frame whose camera has no prior yet."""
@@ -116,7 +136,7 @@ def _time_engines(engines, args, h: int, w: int) -> None:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    frames = [(f'cam{i}', rng.integers(0, 256, (h, w, 3), np.uint8)) for i in range(args.batch)]
+    frames = [(f'cam{i}', rng.integers(0, 256, (h, w, 3), np.uint8)) for i in range(batch)]
     times = {name: [] for name, _ in engines}
     stages = {name: [] for name, _ in engines}
     refresh = {name: [] for name, _ in engines}
@@ -138,9 +158,9 @@ def _time_engines(engines, args, h: int, w: int) -> None:
         base = base or med
         ratio = '' if med == base else f', {med / base:.2f}x the first'
         print(f'\nengine {name} ({engine.checkpoint.config.name}, encoder '
-              f'{engine.checkpoint.clip.model_name}, {engine.precision}, batch {args.batch}): '
+              f'{engine.checkpoint.clip.model_name}, {engine.precision}, batch {batch}): '
               f'min {t.min():.1f} ms, median {med:.1f} ms per batch{ratio}, '
-              f'{1e3 * args.batch / med:.1f} frames/s; warm-up {engine.warmup_ms:.0f} ms')
+              f'{1e3 * batch / med:.1f} frames/s; warm-up {engine.warmup_ms:.0f} ms')
         print('  median per stage: ' + ', '.join(
             f'{k} {np.median([s[k] for s in stages[name]]):.1f} ms' for k in stages[name][0]))
         print(f'  prior refresh (encoder on one new frame): median '

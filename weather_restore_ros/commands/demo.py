@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from . import rclpy_missing
+from . import add_backend_arguments, rclpy_missing
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -30,6 +30,7 @@ def register(sub) -> None:
     p.add_argument('--domain-id', type=int, metavar='N',
                    help='join DDS domain N (default: a private one, discovery on localhost)')
     add_threads_argument(p)
+    add_backend_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -41,7 +42,9 @@ def run(args) -> int:
     options = DemoOptions(output=args.output, checkpoint=args.checkpoint, device=args.device,
                           seconds_per_segment=args.seconds_per_segment, rate_hz=args.rate,
                           size=args.size, domain_id=args.domain_id,
-                          node_parameters={'threads': args.threads or 0})
+                          node_parameters={'threads': args.threads or 0,
+                                           'backend': args.backend,
+                                           'onnx_dir': args.onnx_dir or ''})
     try:
         result = run_demo(options)
     except DemoError as exc:

@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument('--namespace', help='node namespace')
     p.add_argument('--log-level', help='debug | info | warn | error')
     add_threads_argument(p)   # the node's threads parameter
+    p.add_argument('--backend', choices=('torch', 'onnxruntime'),
+                   help='parameter backend (default: the params file\'s, else torch)')
+    p.add_argument('--onnx-dir', metavar='DIR', help='parameter onnx_dir')
     p.add_argument('ros_args', nargs='*', help='extra --ros-args arguments (after --)')
     p.set_defaults(func=run)
 
@@ -36,6 +39,10 @@ def build_ros_args(args) -> list[str]:
         ros_args += ['--log-level', args.log_level]
     if getattr(args, 'threads', None) is not None:
         ros_args += ['-p', f'threads:={args.threads}']
+    if getattr(args, 'backend', None):
+        ros_args += ['-p', f'backend:={args.backend}']
+    if getattr(args, 'onnx_dir', None):
+        ros_args += ['-p', f'onnx_dir:={args.onnx_dir}']
     return ros_args + [a for a in args.ros_args if a != '--ros-args']
 
 

@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from . import add_backend_arguments
+
 IMAGE_EXT = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm'}
 VIDEO_EXT = {'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v'}
 
@@ -36,6 +38,7 @@ def register(sub) -> None:
     p.add_argument('--every-n-frames', type=int, default=1, metavar='N',
                    help='videos: restore every N-th frame')
     add_threads_argument(p)
+    add_backend_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -131,7 +134,8 @@ def run(args) -> int:
         engine = RestorationEngine.from_checkpoint(
             args.checkpoint, device=args.device, precision=args.precision,
             max_pixels=args.max_pixels, oversize=args.oversize, warmup=False,
-            harm_guard=not args.no_harm_guard)
+            harm_guard=not args.no_harm_guard, backend=args.backend, onnx_dir=args.onnx_dir,
+            log=lambda line: print(line, file=sys.stderr))
     except (CheckpointError, EngineError, MissingWeightsError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

@@ -112,7 +112,7 @@ def run(args, log=print) -> int:
     options = options_from(args)
     try:
         fs = (F.from_bag(args.bag, args.cameras, topics=args.bag_topics) if args.bag
-              else F.generated(args.cameras, tuple(args.size)))
+              else F.generated(args.cameras, tuple(args.size[0])))
     except F.FrameError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

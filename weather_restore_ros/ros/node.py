@@ -8,14 +8,16 @@ Thin glue: messages are converted by :mod:`weather_restore_ros.imaging`, frames 
 * subscription callbacks only store the newest frame per camera (a replaced one is counted as
   dropped) and return at once; a dedicated inference thread restores whatever is pending, all
   cameras in one batch, so the executor never blocks on the network;
-* every output carries the input header unchanged;
-* bad frames are logged (throttled) and counted in diagnostics, never fatal.
+* every output carries the input header unchanged, and ``image_restored`` is always in
+  ``imaging.output_encoding(input encoding, output_encoding)``, whichever path made it;
+* what :mod:`weather_restore_ros.frame_input` refuses or warns about is logged (throttled) and
+  counted by reason in diagnostics, never fatal.
 """
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -30,9 +32,10 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from .. import imaging
+from ..frame_input import StreamDecoder
 from ..imaging import ImageConversionError
 from . import params as P
-from .stats import CameraStats
+from .stats import CameraStats, recent_problems
 
 try:  # Iron and newer
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -79,7 +82,7 @@ class _Camera:
     pub_label_info: object = None
     subscription: object = None
     topic: str = ''              # the subscription's resolved (remapped) name
-    input_encoding: str = 'rgb8'
+    decoder: StreamDecoder = field(default_factory=StreamDecoder)
 
 
 class RestoreNode(LifecycleNode):
@@ -135,7 +138,8 @@ class RestoreNode(LifecycleNode):
                 refresh=self._refresh_policy(p, RefreshPolicy),
                 skip_clear_threshold=p['skip_clear_threshold'],
                 max_pixels=p['max_frame_pixels'], oversize=p['oversize'], warmup=p['warmup'],
-                harm_guard=p['harm_guard'])
+                harm_guard=p['harm_guard'], backend=p['backend'],
+                onnx_dir=p['onnx_dir'] or None, log=self.get_logger().info)
         except Exception as exc:  # any load failure: say why, stay unconfigured
             self.get_logger().error(f'cannot load the restoration model: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -145,7 +149,8 @@ class RestoreNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(
             f'model loaded on {self.engine.device} ({_dtype_name(self.engine.dtype)}, precision '
-            f'{p["precision"]}) in {self._startup_ms:.0f} ms, warm-up included '
+            f'{p["precision"]}, backend {self.engine.backend.name}) in '
+            f'{self._startup_ms:.0f} ms, warm-up included '
             f'({self.engine.warmup_ms:.0f} ms); classes: {", ".join(self.engine.class_names)}; '
             f'{threads.describe()}')
         names = list(dict.fromkeys(c.strip('/') for c in p['cameras'])) or ['']
@@ -316,19 +321,24 @@ class RestoreNode(LifecycleNode):
             if cam is None:
                 continue
             try:
-                rgb = self._decode(cam, msg)
+                frame = cam.decoder.decode(msg)
             except ImageConversionError as exc:
                 self._bad_frame(cam, exc.reason, exc)
                 continue
+            cam.stats.on_notes(frame.warnings, frame.conversions)
+            if frame.warnings:
+                self.get_logger().warning(
+                    f'{cam.topic}: restoring a frame with {", ".join(frame.warnings)} (see '
+                    'input_warning in /diagnostics)', throttle_duration_sec=5.0)
             if not self.p['enabled']:
-                self._publish_image(cam, msg.header, rgb, passthrough_msg=msg)
+                self._publish_image(cam, msg.header, frame.rgb, frame.encoding, source=msg)
                 cam.stats.on_output(received, passthrough=True)
                 continue
-            frames.append((name, rgb))
-            meta.append((cam, msg.header, received))
+            frames.append((name, frame.rgb))
+            meta.append((cam, msg.header, received, frame.encoding))
         if not frames:
             return
-        for (cam, header, received), result in zip(meta, self._restore(frames, meta)):
+        for (cam, header, received, encoding), result in zip(meta, self._restore(frames, meta)):
             if result is None:
                 continue
             if result.invalid_output:   # the engine published the input instead: say so
@@ -340,7 +350,7 @@ class RestoreNode(LifecycleNode):
                     f'{cam.topic}: the model sprayed colour speckle over '
                     f'{100 * result.replaced_fraction:.0f} % of a frame; published the input '
                     'there (see unsafe_output in /diagnostics)', throttle_duration_sec=5.0)
-            self._publish(cam, header, result)
+            self._publish(cam, header, result, encoding)
             cam.stats.on_output(received, skipped_clear=result.skipped,
                                 invalid_output=result.invalid_output,
                                 unsafe_output=result.unsafe_output, weather=result.label,
@@ -356,7 +366,7 @@ class RestoreNode(LifecycleNode):
                 self._bad_frame(meta[0][0], 'inference_error', exc)
                 return [None]
         results = []
-        for frame, (cam, _, _) in zip(frames, meta):
+        for frame, (cam, *_) in zip(frames, meta):
             try:
                 results.append(self.engine.restore_batch([frame])[0])
             except Exception as exc:
@@ -369,12 +379,8 @@ class RestoreNode(LifecycleNode):
         self.get_logger().warning(f'{cam.topic}: skipped a frame ({exc})',
                                   throttle_duration_sec=5.0)
 
-    def _decode(self, cam: _Camera, msg):
-        rgb, cam.input_encoding = imaging.decode_frame(msg)
-        return rgb
-
-    def _publish(self, cam: _Camera, header, result) -> None:
-        self._publish_image(cam, header, result.image)
+    def _publish(self, cam: _Camera, header, result, encoding: str) -> None:
+        self._publish_image(cam, header, result.image, encoding)
         if cam.pub_mask is not None and result.mask is not None:
             cam.pub_mask.publish(imaging.numpy_to_image(result.mask, 'mono8', header=header))
         ranked = sorted(result.scores.items(), key=lambda kv: kv[1], reverse=True)
@@ -385,17 +391,11 @@ class RestoreNode(LifecycleNode):
             msg.results = [ObjectHypothesis(class_id=c, score=float(s)) for c, s in ranked]
             cam.pub_weather.publish(msg)
 
-    def _publish_image(self, cam: _Camera, header, rgb, passthrough_msg=None) -> None:
-        encoding = self.p['output_encoding']
-        if encoding == 'same':
-            encoding = cam.input_encoding
-        if (passthrough_msg is not None and isinstance(passthrough_msg, Image)
-                and passthrough_msg.encoding == encoding):
-            cam.pub_image.publish(passthrough_msg)
-        else:
-            out = imaging.numpy_to_image(imaging.rgb_to_encoding(rgb, encoding),
-                                         _publishable(encoding), header=header)
-            cam.pub_image.publish(out)
+    def _publish_image(self, cam: _Camera, header, rgb, encoding: str, source=None) -> None:
+        """``source``: the input message, passed through (restoration off) where it already is
+        the output encoding and layout; the encoding never depends on the path."""
+        cam.pub_image.publish(imaging.output_image(rgb, encoding, self.p['output_encoding'],
+                                                   header=header, source=source))
         if cam.pub_compressed is not None:
             cam.pub_compressed.publish(imaging.rgb_to_compressed(
                 rgb, 'jpeg', quality=self.p['jpeg_quality'], header=header))
@@ -454,6 +454,7 @@ class RestoreNode(LifecycleNode):
             node.message = 'active' if self._active else 'inactive'
             node.hardware_id = str(engine.device)
             node.values = _kv(device=engine.device, precision=_dtype_name(engine.dtype),
+                              backend=engine.backend.name,
                               startup_ms=round(self._startup_ms),
                               warmup_ms=round(engine.warmup_ms), enabled=self.p['enabled'],
                               cameras=len(self.cameras))
@@ -476,18 +477,9 @@ class RestoreNode(LifecycleNode):
             status.level = DiagnosticStatus.ERROR
             status.message = (f'no frame on {topic} for {silent:.1f} s' if s['received']
                               else f'no frame received on {topic} since activation')
-        elif s['bad_input_recent'] or s['invalid_output_recent'] or s['unsafe_output_recent']:
+        elif problems := recent_problems(s):
             status.level = DiagnosticStatus.WARN
-            parts = []
-            if s['bad_input_recent']:
-                parts.append(f'{s["bad_input_recent"]} bad input frame(s) skipped')
-            if s['invalid_output_recent']:
-                parts.append(f'{s["invalid_output_recent"]} frame(s) published unrestored '
-                             '(non-finite model output)')
-            if s['unsafe_output_recent']:
-                parts.append(f'{s["unsafe_output_recent"]} frame(s) published partly '
-                             'unrestored (colour speckle from the model)')
-            status.message = ' and '.join(parts) + ' recently'
+            status.message = ' and '.join(problems) + ' recently'
         else:
             status.level, status.message = DiagnosticStatus.OK, 'restoring'
         # Only read an existing prior: engine.cache() would create the stream on this thread.
@@ -501,6 +493,9 @@ class RestoreNode(LifecycleNode):
             skipped_clear=s['skipped_clear'], passthrough=s['passthrough'],
             bad_input=sum(s['bad_input'].values()),
             **{f'bad_input.{k}': v for k, v in sorted(s['bad_input'].items())},
+            input_warnings=sum(s['input_warnings'].values()),
+            **{f'input_warning.{k}': v for k, v in sorted(s['input_warnings'].items())},
+            **{f'converted.{k}': v for k, v in sorted(s['conversions'].items())},
             invalid_output=s['invalid_output'], unsafe_output=s['unsafe_output'],
             prior_age_s=_round(prior.get('age_s')),
             prior_refreshes=prior.get('refreshes', 0),
@@ -528,11 +523,6 @@ def _policy_name(kind) -> str:
 
 def _round(v, nd=1):
     return None if v is None else round(v, nd)
-
-
-def _publishable(encoding: str) -> str:
-    """Encodings we can write; camera-raw ones (yuv, bayer) are published as rgb8."""
-    return encoding if encoding in imaging.OUTPUT_ENCODINGS else 'rgb8'
 
 
 def main(args=None) -> int:

@@ -11,6 +11,8 @@ from typing import Any
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType, SetParametersResult)
 
+from ..imaging import OUTPUT_ENCODING_CHOICES
+
 
 @dataclass(frozen=True)
 class Param:
@@ -50,6 +52,12 @@ PARAMS = (
     Param('device', 'auto', 'inference device: auto, cpu, cuda or cuda:N'),
     Param('precision', 'auto', 'compute precision', choices=('auto', 'fp32', 'fp16', 'bf16')),
     Param('classifier', 'head', 'weather classifier', choices=('head', 'zero_shot')),
+    Param('backend', 'torch', 'what runs the networks (read at start-up): torch, or '
+          'onnxruntime with the TensorRT, CUDA or CPU provider, whichever is installed and '
+          'fits the device', choices=('torch', 'onnxruntime')),
+    Param('onnx_dir', '', 'backend onnxruntime: folder written by weather-restore export '
+          '(its manifest must name this checkpoint); empty = exported once into '
+          '~/.cache/weather_restore_ros/onnx'),
     Param('cameras', [''], "camera namespaces; [''] = one camera in the node's namespace"),
     Param('input_transport', 'raw', 'input image transport', choices=('raw', 'compressed')),
     Param('input_qos', 'sensor_data', 'input subscription QoS (depth 1)',
@@ -66,7 +74,7 @@ PARAMS = (
     Param('enabled', True, 'restore frames; false passes them through unchanged',
           runtime=True),
     Param('output_encoding', 'same', 'encoding of image_restored', runtime=True,
-          choices=('same', 'rgb8', 'bgr8')),
+          choices=OUTPUT_ENCODING_CHOICES),
     Param('jpeg_quality', 90, 'JPEG quality of image_restored/compressed', runtime=True,
           range=(1, 100)),
     Param('skip_clear_threshold', 0.0, 'pass frames through when the cached prior says clear '

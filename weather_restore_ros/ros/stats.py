@@ -1,4 +1,5 @@
-"""Per-camera counters for diagnostics: rates, latency percentiles, drops, skips, bad input.
+"""Per-camera counters for diagnostics: rates, latency percentiles, drops, skips, bad input,
+input warnings and conversions (:mod:`weather_restore_ros.frame_input`).
 
 Times are from a steady clock (``time.monotonic``), never ROS time: a bag replayed with
 ``--clock`` or a paused simulation must not distort rates and latencies.
@@ -30,6 +31,9 @@ class CameraStats:
         self.passthrough = 0      # restoration switched off (enabled = false)
         self.bad_input: Counter[str] = Counter()
         self._bad: deque[float] = deque()  # times of bad frames, for "recently" in diagnostics
+        self.input_warnings: Counter[str] = Counter()   # restored, but a consumer may trip
+        self._warned: deque[float] = deque()
+        self.conversions: Counter[str] = Counter()      # restored after a conversion
         self.invalid_output = 0   # the model gave inf/NaN: the input was published instead
         self._invalid: deque[float] = deque()
         self.unsafe_output = 0    # the harm guard put the input back into part of the frame
@@ -56,6 +60,17 @@ class CameraStats:
             self.bad_input[reason] += 1
             self._bad.append(now)
 
+    def on_notes(self, warnings=(), conversions=()) -> None:
+        """A decoded frame's input warnings and conversions (frame_input keys)."""
+        if not (warnings or conversions):
+            return
+        now = self._clock()
+        with self._lock:
+            self.input_warnings.update(warnings)
+            self.conversions.update(conversions)
+            if warnings:
+                self._warned.append(now)
+
     def on_output(self, received_at: float, *, skipped_clear=False, passthrough=False,
                   invalid_output=False, unsafe_output=False, weather: str | None = None,
                   weather_score: float = 0.0) -> None:
@@ -78,7 +93,7 @@ class CameraStats:
     def snapshot(self) -> dict:
         now = self._clock()
         with self._lock:
-            for q in (self._in, self._out, self._bad, self._invalid, self._unsafe):
+            for q in (self._in, self._out, self._bad, self._warned, self._invalid, self._unsafe):
                 while q and now - q[0] > self.window_s:
                     q.popleft()
             lat = np.asarray(self._latency_ms) if self._latency_ms else None
@@ -94,6 +109,9 @@ class CameraStats:
                 'passthrough': self.passthrough,
                 'bad_input': dict(self.bad_input),
                 'bad_input_recent': len(self._bad),  # within the last window_s
+                'input_warnings': dict(self.input_warnings),
+                'input_warning_recent': len(self._warned),
+                'conversions': dict(self.conversions),
                 'invalid_output': self.invalid_output,
                 'invalid_output_recent': len(self._invalid),
                 'unsafe_output': self.unsafe_output,
@@ -102,3 +120,20 @@ class CameraStats:
                 'weather': self.weather,
                 'weather_score': self.weather_score,
             }
+
+
+def recent_problems(snapshot: dict) -> list[str]:
+    """What went wrong within the window, one phrase each: a camera's WARN message."""
+    s, parts = snapshot, []
+    if s['bad_input_recent']:
+        parts.append(f'{s["bad_input_recent"]} bad input frame(s) skipped')
+    if s['input_warning_recent']:
+        parts.append(f'{s["input_warning_recent"]} frame(s) restored despite input warnings '
+                     '(input_warning.*)')
+    if s['invalid_output_recent']:
+        parts.append(f'{s["invalid_output_recent"]} frame(s) published unrestored '
+                     '(non-finite model output)')
+    if s['unsafe_output_recent']:
+        parts.append(f'{s["unsafe_output_recent"]} frame(s) published partly '
+                     'unrestored (colour speckle from the model)')
+    return parts

@@ -4,7 +4,9 @@ Why: a tool that silently drops frames it cannot decode produces a bag that *loo
 Each input message gets exactly one fate per role, and the run fails when the numbers do not add
 up (against the input's own message counts, and against what was actually written):
 
-* a restored image topic: ``restored + skipped == read``; ``copied`` is ``read`` when the input
+* a restored image topic: ``restored + skipped == read``; restored frames with an input
+  warning or after a conversion (``frame_input``: zero stamp, greyscale JPEG, ...) are counted
+  by key as well, beside the count; ``copied`` is ``read`` when the input
   images are kept in the output (the default) and 0 with ``--drop-input-images``;
 * any other topic: ``copied + skipped == read``;
 * ``read`` equals the message count in the input's metadata;
@@ -44,6 +46,8 @@ class TopicAccount:
     invalid_output: int = 0        # restored frames written unrestored: non-finite model output
     unsafe_output: int = 0         # restored frames with the input in part (the harm guard)
     skipped: Counter = field(default_factory=Counter)
+    input_warnings: Counter = field(default_factory=Counter)   # frame_input.WARNINGS keys
+    conversions: Counter = field(default_factory=Counter)      # frame_input.CONVERSIONS keys
     examples: dict[str, str] = field(default_factory=dict)   # reason -> first error message
     weather: Counter = field(default_factory=Counter)
     prior_refreshes: Counter = field(default_factory=Counter)  # why CLIP ran -> frames
@@ -81,7 +85,9 @@ class TopicAccount:
                 'clear_passthrough': self.clear_passthrough,
                 'invalid_output': self.invalid_output, 'unsafe_output': self.unsafe_output,
                 'skipped': self.skipped_total, 'skipped_reasons': dict(self.skipped),
-                'skip_examples': dict(self.examples), 'weather': dict(self.weather),
+                'skip_examples': dict(self.examples),
+                'input_warnings': dict(self.input_warnings),
+                'conversions': dict(self.conversions), 'weather': dict(self.weather),
                 'prior_refreshes': dict(self.prior_refreshes),
                 'outputs': dict(self.outputs)}
 
@@ -139,19 +145,23 @@ class Accounting:
     def table(self) -> str:
         """Plain-text table, one row per input topic, and a total row. ``invalid``: frames
         written unrestored (non-finite model output); ``unsafe``: frames written partly
-        unrestored by the harm guard (both are among ``restored``)."""
+        unrestored by the harm guard (both are among ``restored``); ``input notes``: restored
+        frames a consumer may trip on and those converted, by key (frame_input.WARNINGS,
+        CONVERSIONS)."""
         head = ('topic', 'type', 'read', 'copied', 'restored', 'skipped', 'invalid', 'unsafe',
-                'why skipped')
+                'why skipped', 'input notes')
         rows = []
         for a in self.topics.values():
             why = ', '.join(f'{k} {v}' for k, v in sorted(a.skipped.items()))
+            notes = [f'{k} {v}' for k, v in sorted(a.input_warnings.items())]
+            notes += [f'converted: {k} {v}' for k, v in sorted(a.conversions.items())]
             rows.append((a.topic, a.msgtype.split('/')[-1], a.read, a.copied,
                          *((a.restored, a.skipped_total, a.invalid_output, a.unsafe_output)
                            if a.role == 'restore' else ('-', a.skipped_total, '-', '-')),
-                         why))
+                         why or '-', ', '.join(notes)))
         t, f = self.totals(), self.model_failures()
         rows.append(('total', '', t.get('read', 0), t.get('copied', 0), t.get('restored', 0),
-                     t.get('skipped', 0), f['invalid_output'], f['unsafe_output'], ''))
+                     t.get('skipped', 0), f['invalid_output'], f['unsafe_output'], '', ''))
         widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
         numeric = {2, 3, 4, 5, 6, 7}
 

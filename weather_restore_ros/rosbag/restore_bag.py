@@ -43,7 +43,6 @@ from .typestore import (CLASSIFICATION, COMPRESSED_IMAGE, IMAGE, LABEL_INFO, STR
                         definition_of, get_store)
 
 STORAGES = ('mcap', 'sqlite3')
-OUTPUT_ENCODINGS = ('same', 'rgb8', 'bgr8')
 _BAG_FILE_SUFFIXES = ('.mcap', '.db3', '.db3-shm', '.db3-wal', '.zstd', '.yaml')
 
 
@@ -61,6 +60,8 @@ class RestoreOptions:
     device: str = 'auto'
     precision: str = 'auto'
     classifier: str = 'head'
+    backend: str = 'torch'                   # torch | onnxruntime
+    onnx_dir: str | None = None              # onnxruntime: exported graphs (None: the cache)
     skip_clear_threshold: float = 0.0
     harm_guard: bool = True                  # put the input back where the model speckled
     refresh_frames: int = 30                 # prior.refresh_frames
@@ -150,7 +151,8 @@ def _engine_from(options: RestoreOptions):
         options.checkpoint, device=options.device, precision=options.precision,
         classifier=options.classifier, refresh=_policy(options),
         skip_clear_threshold=options.skip_clear_threshold, max_pixels=options.max_pixels,
-        oversize=options.oversize, warmup=False, harm_guard=options.harm_guard)
+        oversize=options.oversize, warmup=False, harm_guard=options.harm_guard,
+        backend=options.backend, onnx_dir=options.onnx_dir)
 
 
 def _policy(options: RestoreOptions):
@@ -194,6 +196,7 @@ class _BagRestorer:
         self.copy_conn: dict[int, object] = {}       # input connection id -> output connection
         self.no_definition: set[int] = set()
         self.cameras: dict[str, _CameraOut] = {}
+        self.decoders: dict[str, object] = {}        # input topic -> frame_input.StreamDecoder
         self.bag_time: dict[str, float] = {}
         self.start_ns = reader.start_time if reader.message_count else 0
         self.frames = 0
@@ -270,18 +273,22 @@ class _BagRestorer:
         self.queue_bytes += nbytes
 
     def _decode(self, conn, timestamp: int, data, acc: TopicAccount) -> _Frame | None:
-        from ..imaging import ImageConversionError, decode_frame
+        from ..frame_input import StreamDecoder
+        from ..imaging import ImageConversionError
         try:
             msg = self.store.deserialize_cdr(data, conn.msgtype)
         except Exception as exc:  # whatever rosbags raises on a corrupt buffer
             acc.skip('undeserializable', f'{type(exc).__name__}: {exc}')
             return None
+        decoder = self.decoders.setdefault(conn.topic, StreamDecoder())
         try:
-            rgb, encoding = decode_frame(msg)   # the node's decoding, limits and reasons
+            frame = decoder.decode(msg)   # the node's decoding, limits, reasons and warnings
         except ImageConversionError as exc:
             acc.skip(exc.reason, str(exc))
             return None
-        return _Frame(conn.topic, timestamp, msg.header, rgb, encoding)
+        acc.input_warnings.update(frame.warnings)
+        acc.conversions.update(frame.conversions)
+        return _Frame(conn.topic, timestamp, msg.header, frame.rgb, frame.encoding)
 
     # ------------------------------------------------------------------ batches
     def flush(self) -> None:
@@ -306,7 +313,7 @@ class _BagRestorer:
         self.writer.write(conn, timestamp, self.store.serialize_cdr(msg, msgtype))
 
     def _write_outputs(self, f: _Frame) -> None:
-        from ..imaging import numpy_to_image, output_encoding, rgb_to_compressed, rgb_to_encoding
+        from ..imaging import numpy_to_image, output_image, rgb_to_compressed
         r, cam, opt, T = f.result, self.cameras[f.topic], self.options, self.types
         acc = self.acc[f.topic]
         names, ts = cam.topics, f.timestamp
@@ -319,9 +326,8 @@ class _BagRestorer:
                 threshold=0.0)
             self._write(cam.conns[names.label_info], ts, info, LABEL_INFO)
             cam.label_info_written = True
-        encoding = f.encoding if opt.output_encoding == 'same' else opt.output_encoding
-        image = numpy_to_image(rgb_to_encoding(r.image, encoding), output_encoding(encoding),
-                               header=f.header, msg_type=T[IMAGE])
+        image = output_image(r.image, f.encoding, opt.output_encoding, header=f.header,
+                             msg_type=T[IMAGE])
         self._write(cam.conns[names.image], ts, image, IMAGE)
         if opt.mask:
             self._write(cam.conns[names.mask], ts,
@@ -357,7 +363,8 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
     """Restore ``input_path`` into a new bag at ``output_path``; returns the summary.
 
     ``engine``: an already loaded RestorationEngine to use (tests, or several bags in a row);
-    the options' refresh policy, skip threshold and harm guard are applied to it, and the
+    the options' refresh policy, skip threshold, harm guard and oversize handling are applied
+    to it, and the
     streams this run creates are forgotten afterwards. Raises BagError for unusable paths,
     TopicPlanError for an ambiguous topic selection, and AccountingError when the counts do not
     add up (the output is then left at ``.<OUT>.partial/<OUT>`` for inspection and the summary
@@ -369,8 +376,9 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
     log = log or (lambda s: print(s, file=sys.stderr))
     if options.storage not in STORAGES:
         raise BagError(f'--storage must be one of {", ".join(STORAGES)}')
-    if options.output_encoding not in OUTPUT_ENCODINGS:
-        raise BagError(f'--output-encoding must be one of {", ".join(OUTPUT_ENCODINGS)}')
+    from ..imaging import OUTPUT_ENCODING_CHOICES
+    if options.output_encoding not in OUTPUT_ENCODING_CHOICES:
+        raise BagError(f'--output-encoding must be one of {", ".join(OUTPUT_ENCODING_CHOICES)}')
     inp, out = Path(input_path), Path(output_path)
     if not inp.exists():
         raise BagError(f'no such bag: {inp}')
@@ -410,6 +418,7 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
             engine.refresh_policy = _policy(options)
             engine.skip_clear_threshold = options.skip_clear_threshold
             engine.harm_guard = options.harm_guard
+            engine.max_pixels, engine.oversize = options.max_pixels, options.oversize
         t0 = time.perf_counter()   # frames/s without the model load
         for c in reader.connections:
             role = 'restore' if c.topic in plan.restore else 'copy'
@@ -463,6 +472,7 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
         accounting=acc, problems=problems, notes=plan.notes,
         model={'checkpoint': str(getattr(ckpt, 'path', options.checkpoint or 'shipped')),
                'device': str(engine.device), 'dtype': str(engine.dtype).replace('torch.', ''),
+               'backend': engine.backend.describe(),
                'classes': list(engine.class_names)},
         options={k: v for k, v in asdict(options).items() if k not in ('progress',)})
     summary_path.parent.mkdir(parents=True, exist_ok=True)
