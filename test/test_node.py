@@ -31,12 +31,13 @@ from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
 from weather_restore_ros import imaging  # noqa: E402
-from weather_restore_ros.ros import node as node_module  # noqa: E402
+from weather_restore_ros.output_contract import VISION_TYPES, has_vision_msgs  # noqa: E402
 from weather_restore_ros.ros import params as P  # noqa: E402
+from weather_restore_ros.ros import publishers  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
-HAVE_VISION_MSGS = node_module.Classification is not None
+HAVE_VISION_MSGS = has_vision_msgs(publishers.MESSAGE_CLASSES)
 needs_vision_msgs = pytest.mark.skipif(
     not HAVE_VISION_MSGS, reason='vision_msgs is not importable (tools/build_test_msgs.sh .venv)')
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -82,7 +83,8 @@ def test_image_roundtrip_keeps_header_on_every_output(single, encoding, channels
     masks = single.collect(Image, 'degradation_mask')
     outputs = [images, jpegs, masks]
     if HAVE_VISION_MSGS:
-        weather = single.collect(node_module.Classification, 'weather')
+        from vision_msgs.msg import Classification
+        weather = single.collect(Classification, 'weather')
         outputs.append(weather)
     labels = single.collect(String, 'weather/label')
     frame = pattern_image(H, W, channels, seed=1)
@@ -479,7 +481,8 @@ def test_configure_fails_cleanly_on_bad_startup_values(ctx, tiny_checkpoint, tmp
 
 
 def test_without_vision_msgs_label_is_still_published(ctx, tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr(node_module, 'Classification', None)
+    monkeypatch.setattr(publishers, 'MESSAGE_CLASSES', {
+        k: v for k, v in publishers.MESSAGE_CLASSES.items() if k not in VISION_TYPES})
     rig = Rig(ctx, tiny_checkpoint, '/novm').start()
     try:
         labels = rig.collect(String, 'weather/label')

@@ -58,7 +58,8 @@ def hash_bag(path: Path, *, timestamps: bool = True, label_info_fields: bool = F
     """topic -> {connection metadata, count, sha256 over its messages in order}."""
     from rosbags.rosbag2 import Reader
 
-    from weather_restore_ros.rosbag.typestore import LABEL_INFO, get_store
+    from weather_restore_ros.output_contract import LABEL_INFO
+    from weather_restore_ros.rosbag.typestore import get_store
     store = get_store()
     out: dict[str, dict] = {}
     digests: dict[str, hashlib._Hash] = {}
@@ -168,8 +169,9 @@ def main(argv=None) -> int:
         print(line)
     topics = sum(len(v['topics']) for k, v in now['bag'].items() if k != 'input')
     topics += len(now.get('demo', {}).get('topics', {}))
+    runs = ['bag ' + k for k in BAG_RUNS] + (['demo'] if 'demo' in now else [])
     print(f'{"identical" if not diff else f"{len(diff)} difference(s)"}: {topics} output-bag '
-          f'topics compared ({", ".join(["bag " + k for k in BAG_RUNS] + (["demo"] if "demo" in now else []))})')
+          f'topics compared ({", ".join(runs)})')
     return 0 if not diff else 1
 
 

@@ -37,10 +37,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..output_contract import frame_messages, label_info
 from .accounting import Accounting, AccountingError, TopicAccount
-from .topics import TopicPlan, output_qos, plan_topics
-from .typestore import (CLASSIFICATION, COMPRESSED_IMAGE, IMAGE, LABEL_INFO, STRING,
-                        definition_of, get_store)
+from .topics import TopicPlan, offered_qos, plan_topics
+from .typestore import definition_of, get_store
 
 STORAGES = ('mcap', 'sqlite3')
 _BAG_FILE_SUFFIXES = ('.mcap', '.db3', '.db3-shm', '.db3-wal', '.zstd', '.yaml')
@@ -176,8 +176,7 @@ class _Frame:
 
 @dataclass
 class _CameraOut:
-    conns: dict[str, object]      # output topic -> writer connection
-    topics: object                # OutputTopics
+    conns: dict[str, object]      # output key (output_contract.OUTPUTS) -> writer connection
     label_info_written: bool = False
 
 
@@ -226,12 +225,12 @@ class _BagRestorer:
             added[key] = self.copy_conn[conn.id] = out
         for topic, outs in self.plan.restore.items():
             conns = {}
-            for out_topic, msgtype in outs.all(mask=self.options.mask,
-                                               compressed=self.options.compressed).items():
-                conns[out_topic] = self.writer.add_connection(
-                    out_topic, msgtype, typestore=self.store,
-                    offered_qos_profiles=output_qos(msgtype))
-            self.cameras[topic] = _CameraOut(conns, outs)
+            for out_topic, o in outs.outputs(mask=self.options.mask,
+                                             compressed=self.options.compressed).items():
+                conns[o.key] = self.writer.add_connection(
+                    out_topic, o.msgtype, typestore=self.store,
+                    offered_qos_profiles=offered_qos(o.qos))
+            self.cameras[topic] = _CameraOut(conns)
             self.bag_time[topic] = 0.0
             self.engine.cache(topic).clock = lambda t=topic: self.bag_time[t]
 
@@ -309,42 +308,21 @@ class _BagRestorer:
                 self._write_outputs(entry[1])
         self.queue_bytes = 0
 
-    def _write(self, conn, timestamp: int, msg, msgtype: str) -> None:
-        self.writer.write(conn, timestamp, self.store.serialize_cdr(msg, msgtype))
-
     def _write_outputs(self, f: _Frame) -> None:
-        from ..imaging import numpy_to_image, output_image, rgb_to_compressed
-        r, cam, opt, T = f.result, self.cameras[f.topic], self.options, self.types
+        """What the node publishes for this frame (``output_contract``), at its bag timestamp;
+        LabelInfo once per camera, before its first frame, with that frame's header."""
+        r, cam, opt = f.result, self.cameras[f.topic], self.options
         acc = self.acc[f.topic]
-        names, ts = cam.topics, f.timestamp
+        messages = frame_messages(self.types, f.header, r, f.encoding,
+                                  output_encoding=opt.output_encoding, mask=opt.mask,
+                                  compressed=opt.compressed, jpeg_quality=opt.jpeg_quality)
         if not cam.label_info_written:
-            info = T[LABEL_INFO](
-                header=T['std_msgs/msg/Header'](stamp=f.header.stamp,
-                                                 frame_id=f.header.frame_id),
-                class_map=[T['vision_msgs/msg/VisionClass'](class_id=i, class_name=n)
-                           for i, n in enumerate(self.engine.class_names)],
-                threshold=0.0)
-            self._write(cam.conns[names.label_info], ts, info, LABEL_INFO)
+            messages = {'label_info': label_info(self.types, f.header, self.engine.class_names),
+                        **messages}
             cam.label_info_written = True
-        image = output_image(r.image, f.encoding, opt.output_encoding, header=f.header,
-                             msg_type=T[IMAGE])
-        self._write(cam.conns[names.image], ts, image, IMAGE)
-        if opt.mask:
-            self._write(cam.conns[names.mask], ts,
-                        numpy_to_image(r.mask, 'mono8', header=f.header, msg_type=T[IMAGE]),
-                        IMAGE)
-        if opt.compressed:
-            self._write(cam.conns[names.compressed], ts,
-                        rgb_to_compressed(r.image, 'jpeg', quality=opt.jpeg_quality,
-                                          header=f.header, msg_type=T[COMPRESSED_IMAGE]),
-                        COMPRESSED_IMAGE)
-        ranked = sorted(r.scores.items(), key=lambda kv: kv[1], reverse=True)
-        weather = T[CLASSIFICATION](
-            header=f.header,
-            results=[T['vision_msgs/msg/ObjectHypothesis'](class_id=c, score=float(s))
-                     for c, s in ranked])
-        self._write(cam.conns[names.weather], ts, weather, CLASSIFICATION)
-        self._write(cam.conns[names.label], ts, T[STRING](data=r.label), STRING)
+        for key, msg in messages.items():
+            conn = cam.conns[key]
+            self.writer.write(conn, f.timestamp, self.store.serialize_cdr(msg, conn.msgtype))
         acc.restored += 1
         acc.clear_passthrough += bool(r.skipped)
         acc.invalid_output += bool(r.invalid_output)

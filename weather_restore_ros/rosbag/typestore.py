@@ -19,12 +19,6 @@ VISION_MSGS_DEFINITIONS = {
                                   'float32 threshold\n'),
 }
 
-IMAGE = 'sensor_msgs/msg/Image'
-COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
-STRING = 'std_msgs/msg/String'
-CLASSIFICATION = 'vision_msgs/msg/Classification'
-LABEL_INFO = 'vision_msgs/msg/LabelInfo'
-
 
 @functools.lru_cache(maxsize=1)
 def get_store():
