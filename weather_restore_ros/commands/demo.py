@@ -4,11 +4,7 @@ from __future__ import annotations
 import sys
 
 from . import add_backend_arguments, rclpy_missing
-
-
-def _size(text: str) -> tuple[int, int]:
-    w, _, h = text.lower().partition('x')
-    return int(w), int(h)
+from . import image_size as _size   # the one WIDTHxHEIGHT parser (--size)
 
 
 def register(sub) -> None:
