@@ -3,7 +3,9 @@
 Publisher -> node -> subscribers, all in one process on a private Context; one executor spun by
 the test thread runs the node's callbacks and the probe's, while the node's own inference thread
 restores and publishes. Nodes are module-scoped (a configure costs a model load), so tests that
-change runtime parameters put them back.
+change runtime parameters put them back. Over 450 lines because of that: the tests that share
+those node fixtures stay in one module (bad input, output encodings and bag-vs-node equality
+live in test_bad_input, test_output_encoding and test_output_contract).
 """
 import threading
 import time

@@ -174,12 +174,6 @@ class _Frame:
     result: object = None
 
 
-@dataclass
-class _CameraOut:
-    conns: dict[str, object]      # output key (output_contract.OUTPUTS) -> writer connection
-    label_info_written: bool = False
-
-
 class _BagRestorer:
     """One run: reader -> window -> engine -> writer, with the accounting."""
 
@@ -194,7 +188,8 @@ class _BagRestorer:
         self.pending: dict[str, _Frame] = {}
         self.copy_conn: dict[int, object] = {}       # input connection id -> output connection
         self.no_definition: set[int] = set()
-        self.cameras: dict[str, _CameraOut] = {}
+        self.out_conns: dict[str, dict] = {}    # input topic -> output key -> connection
+        self.label_info_due: set[str] = set()   # input topics whose LabelInfo is still to write
         self.decoders: dict[str, object] = {}        # input topic -> frame_input.StreamDecoder
         self.bag_time: dict[str, float] = {}
         self.start_ns = reader.start_time if reader.message_count else 0
@@ -224,13 +219,12 @@ class _BagRestorer:
                 offered_qos_profiles=conn.ext.offered_qos_profiles)
             added[key] = self.copy_conn[conn.id] = out
         for topic, outs in self.plan.restore.items():
-            conns = {}
-            for out_topic, o in outs.outputs(mask=self.options.mask,
-                                             compressed=self.options.compressed).items():
-                conns[o.key] = self.writer.add_connection(
-                    out_topic, o.msgtype, typestore=self.store,
-                    offered_qos_profiles=offered_qos(o.qos))
-            self.cameras[topic] = _CameraOut(conns)
+            self.out_conns[topic] = {
+                o.key: self.writer.add_connection(out_topic, o.msgtype, typestore=self.store,
+                                                  offered_qos_profiles=offered_qos(o.qos))
+                for out_topic, o in outs.outputs(mask=self.options.mask,
+                                                 compressed=self.options.compressed).items()}
+            self.label_info_due.add(topic)
             self.bag_time[topic] = 0.0
             self.engine.cache(topic).clock = lambda t=topic: self.bag_time[t]
 
@@ -311,17 +305,16 @@ class _BagRestorer:
     def _write_outputs(self, f: _Frame) -> None:
         """What the node publishes for this frame (``output_contract``), at its bag timestamp;
         LabelInfo once per camera, before its first frame, with that frame's header."""
-        r, cam, opt = f.result, self.cameras[f.topic], self.options
-        acc = self.acc[f.topic]
+        r, opt, acc = f.result, self.options, self.acc[f.topic]
         messages = frame_messages(self.types, f.header, r, f.encoding,
                                   output_encoding=opt.output_encoding, mask=opt.mask,
                                   compressed=opt.compressed, jpeg_quality=opt.jpeg_quality)
-        if not cam.label_info_written:
+        if f.topic in self.label_info_due:
+            self.label_info_due.discard(f.topic)
             messages = {'label_info': label_info(self.types, f.header, self.engine.class_names),
                         **messages}
-            cam.label_info_written = True
         for key, msg in messages.items():
-            conn = cam.conns[key]
+            conn = self.out_conns[f.topic][key]
             self.writer.write(conn, f.timestamp, self.store.serialize_cdr(msg, conn.msgtype))
         acc.restored += 1
         acc.clear_passthrough += bool(r.skipped)
