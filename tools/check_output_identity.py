@@ -40,6 +40,8 @@ BAG_RUNS = {'default': [], 'mask_compressed': ['--mask', '--compressed']}
 SAMPLE = dict(seconds_per_segment=0.4, rate_hz=5.0, size=(320, 240), seed=0)
 DEMO = dict(seconds_per_segment=2.0, rate_hz=1.0, size=(320, 240))
 SUMMARY_VOLATILE = ('input', 'output', 'seconds', 'frames_per_s', 'summary', 'checkpoint')
+# Spelled out, not imported: this script must run on the commit before a refactor too.
+LABEL_INFO = 'vision_msgs/msg/LabelInfo'
 
 
 def _sha(*parts: bytes) -> str:
@@ -58,7 +60,6 @@ def hash_bag(path: Path, *, timestamps: bool = True, label_info_fields: bool = F
     """topic -> {connection metadata, count, sha256 over its messages in order}."""
     from rosbags.rosbag2 import Reader
 
-    from weather_restore_ros.output_contract import LABEL_INFO
     from weather_restore_ros.rosbag.typestore import get_store
     store = get_store()
     out: dict[str, dict] = {}
