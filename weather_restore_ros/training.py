@@ -38,6 +38,7 @@ from .encoders import ClipPrior
 from .factory import build_encoder
 from .engine import resolve_device
 from .model.config import get_config
+from .model.blocks import shuffle_to_bilinear
 from .model.losses import DEFAULT_LOSS_WEIGHTS, RestorationLoss
 from .model.restorer import WeatherRestorer
 
@@ -456,8 +457,11 @@ class Trainer:
             raise CheckpointError(f'init_from: {where} was trained with CLIP '
                                   f'{ckpt.clip.model_name!r}, this run configures '
                                   f'{self.clip_info.model_name!r}: make the clip sections match')
+        state = ckpt.restorer_state
+        if (ckpt.config.upsample, self.model_cfg.upsample) == ('shuffle', 'bilinear'):
+            state = shuffle_to_bilinear(state)     # the decoder's cells averaged, then smooth
         try:
-            missing, unexpected = self.model.load_state_dict(ckpt.restorer_state, strict=False)
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
         except RuntimeError as exc:   # shapes differ
             raise CheckpointError(f'init_from: {where} does not fit the configured model '
                                   f'(model section differs?): {exc}') from exc

@@ -159,6 +159,20 @@ class Upsample(nn.Sequential):
             raise ValueError(f"Upsample mode must be 'shuffle' or 'bilinear', got {mode!r}")
 
 
+def shuffle_to_bilinear(state: dict, prefix: str = 'up.') -> dict:
+    """A state dict of ``'shuffle'`` upsamplers made to fit ``'bilinear'`` ones: each 1x1 conv
+    to ``4 * C`` (one filter per position in the 2x2 cell, PixelShuffle's channel order
+    ``c * 4 + position``) becomes the mean of its four filters, the cell's average response,
+    which bilinear x2 then spreads smoothly. A fine-tune from such weights starts from the
+    same function with the cell pattern averaged away, instead of a random upsampler.
+    Entries not under ``prefix`` are returned as they are."""
+    out = dict(state)
+    for key, value in state.items():
+        if key.startswith(prefix) and key.endswith(('.0.weight', '.0.bias')):
+            out[key] = value.unflatten(0, (-1, 4)).mean(1)
+    return out
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
     """Pad bottom/right of ``x`` to a multiple of ``multiple`` (reflect, or replicate where the
     image is too small to reflect). Returns the padded tensor and the original ``H, W``."""
