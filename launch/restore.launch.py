@@ -6,7 +6,11 @@
 Launch arguments left empty (cameras, device) keep the params file's value; set, they override it.
 ``input_topic``/``output_topic`` remap the single-camera topics (``image_raw`` and
 ``image_raw/compressed`` follow ``input_topic``); with ``cameras`` the topics are
-``<namespace>/<camera>/image_raw`` -> ``<namespace>/<camera>/image_restored``.
+``<namespace>/<camera>/image_raw`` -> ``<namespace>/<camera>/image_restored``, and
+``camera_topics`` remaps each camera's input (``restore_two_cameras.launch.py`` uses it)::
+
+    ros2 launch weather_restore_ros restore.launch.py cameras:='[front, rear]' \
+        camera_topics:="{front: /cam_f/image_raw, rear: /cam_r/image_raw}"
 """
 import os
 
@@ -33,6 +37,19 @@ def _node(context, *args, **kwargs):
     if arg('device').strip():
         overrides['device'] = arg('device')
     inp, out = arg('input_topic'), arg('output_topic')
+    remappings = [
+        ('image_raw', inp),
+        ('image_raw/compressed', inp + '/compressed'),
+        ('image_restored', out),
+        ('image_restored/compressed', out + '/compressed'),
+    ]
+    camera_topics = yaml.safe_load(arg('camera_topics')) if arg('camera_topics').strip() else {}
+    if not isinstance(camera_topics, dict):
+        raise ValueError("camera_topics must be a mapping such as '{front: /cam_f/image_raw}', "
+                         f'got {arg("camera_topics")!r}')
+    for camera, topic in camera_topics.items():
+        remappings += [(f'{camera}/image_raw', str(topic)),
+                       (f'{camera}/image_raw/compressed', f'{topic}/compressed')]
     return [Node(
         package=PACKAGE,
         executable='restore_node',
@@ -41,12 +58,7 @@ def _node(context, *args, **kwargs):
         output='screen',
         emulate_tty=True,
         parameters=[arg('params_file'), overrides],
-        remappings=[
-            ('image_raw', inp),
-            ('image_raw/compressed', inp + '/compressed'),
-            ('image_restored', out),
-            ('image_restored/compressed', out + '/compressed'),
-        ],
+        remappings=remappings,
         arguments=['--ros-args', '--log-level', arg('log_level')],
     )]
 
@@ -64,6 +76,10 @@ def generate_launch_description():
                                           'image_raw/compressed)'),
         DeclareLaunchArgument('output_topic', default_value='image_restored',
                               description='single-camera output (remaps image_restored)'),
+        DeclareLaunchArgument('camera_topics', default_value='',
+                              description="input of each camera of cameras, e.g. '{front: "
+                                          "/cam_f/image_raw}' (remaps <camera>/image_raw and "
+                                          '<camera>/image_raw/compressed)'),
         DeclareLaunchArgument('params_file',
                               default_value=os.path.join(share, 'config', 'restore.yaml'),
                               description='node parameters (YAML)'),

@@ -110,3 +110,14 @@ def test_demo_on_a_slow_machine_shows_restored_frames_and_says_why_frames_droppe
     for row in rows:                  # every row shows a frame the node really restored
         assert row['frame'] is not None and row['stamp'] in restored[row['camera']]
     assert json.loads(result.summary_json.read_text())['contact_sheet'] == rows
+
+
+@pytest.mark.parametrize('command', ['demo', 'bench'])
+@pytest.mark.parametrize('size,why', [('0x72', 'must be positive'), ('96', 'WIDTHxHEIGHT'),
+                                      ('96x72x3', 'WIDTHxHEIGHT')])
+def test_size_is_validated(command, size, why, capsys):
+    """demo and bench share one WIDTHxHEIGHT parser: a bad --size is refused before any work."""
+    from weather_restore_ros.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main([command, '--size', size])
+    assert exit_.value.code == 2 and why in capsys.readouterr().err

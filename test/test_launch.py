@@ -15,9 +15,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
 MAIN_LAUNCH = ROOT / 'launch' / 'restore.launch.py'
-# What every launch file lets a user set; restore.launch.py (one camera) also remaps the input.
+TWO_CAMERAS = ROOT / 'launch' / 'restore_two_cameras.launch.py'
+# What every launch file lets a user set (itself or through the file it includes);
+# restore.launch.py also remaps the inputs.
 COMMON_ARGS = {'namespace', 'params_file', 'device', 'use_sim_time', 'log_level'}
-MAIN_ARGS = COMMON_ARGS | {'cameras', 'input_topic'}
+MAIN_ARGS = COMMON_ARGS | {'cameras', 'input_topic', 'camera_topics'}
 
 
 def _console_scripts() -> set[str]:
@@ -44,6 +46,23 @@ def test_launch_files_exist():
     assert MAIN_LAUNCH in LAUNCH_FILES and len(LAUNCH_FILES) >= 2
 
 
+def _declared(tree):
+    return {_first_arg(c) for c in _calls(tree, 'DeclareLaunchArgument')}
+
+
+def _included(path):
+    """{launch file this one includes: the argument names it passes} (this package's files)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    files = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+             and isinstance(n.value, str) and n.value.endswith('.launch.py')}
+    out = {}
+    for call in _calls(tree, 'IncludeLaunchDescription'):
+        [name] = files  # one included file per launch file here
+        args = next(k.value for k in call.keywords if k.arg == 'launch_arguments')
+        out[path.parent / name] = {ast.literal_eval(k) for k in args.func.value.keys}
+    return out
+
+
 @pytest.mark.parametrize('path', LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_statically(path):
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -51,7 +70,8 @@ def test_launch_file_statically(path):
                for n in tree.body)
 
     nodes = _calls(tree, 'Node')
-    assert nodes, 'no Node action'
+    included = _included(path)
+    assert nodes or included, 'no Node action and no included launch file'
     for call in nodes:
         kw = {k.arg: k.value for k in call.keywords}
         assert ast.literal_eval(kw['executable']) in _console_scripts()
@@ -59,22 +79,30 @@ def test_launch_file_statically(path):
         package = (ast.literal_eval(package) if isinstance(package, ast.Constant)
                    else 'weather_restore_ros')  # the module-level PACKAGE constant
         assert package == 'weather_restore_ros'
-    assert "PACKAGE = 'weather_restore_ros'" in path.read_text()
+    if nodes:
+        assert "PACKAGE = 'weather_restore_ros'" in path.read_text()
 
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
                and isinstance(n.value, str)}
     for name in (s for s in strings if s.endswith(('.yaml', '.yml'))):
         assert (ROOT / 'config' / name).is_file(), f'{name} is not in config/'
-    assert 'config' in strings  # the default params file is the installed config/restore.yaml
+    if nodes:  # the default params file is the installed config/restore.yaml
+        assert 'config' in strings
 
-    declared = {_first_arg(c) for c in _calls(tree, 'DeclareLaunchArgument')}
+    own = declared = _declared(tree)
+    for child, forwarded in included.items():
+        assert child in LAUNCH_FILES, f'{child} is not one of launch/*.launch.py'
+        child_declared = _declared(ast.parse(child.read_text()))
+        assert forwarded <= child_declared, f'passes undeclared {forwarded - child_declared}'
+        declared = declared | child_declared   # what ros2 launch --show-args lists for it
     assert COMMON_ARGS <= declared
     if path == MAIN_LAUNCH:
         assert MAIN_ARGS <= declared
     used = {c.args[0].value for c in _calls(tree, 'LaunchConfiguration') + _calls(tree, 'arg')
             if c.args and isinstance(c.args[0], ast.Constant)}  # arg(name): the launch helper
     assert used
-    assert used <= declared, f'used but not declared: {used - declared}'
+    # Evaluated in this file (an include's arguments too, before the child declares its own).
+    assert used <= own, f'used but not declared: {used - own}'
 
 
 # ------------------------------------------------------------------ the Python, with stubs
@@ -101,7 +129,10 @@ def _load_with_stubs(path, monkeypatch):
 
     module('launch', LaunchDescription=type('LaunchDescription', (_Action,), {}))
     module('launch.actions', DeclareLaunchArgument=type('DeclareLaunchArgument', (_Action,), {}),
-           OpaqueFunction=type('OpaqueFunction', (_Action,), {}))
+           OpaqueFunction=type('OpaqueFunction', (_Action,), {}),
+           IncludeLaunchDescription=type('IncludeLaunchDescription', (_Action,), {}))
+    module('launch.launch_description_sources',
+           PythonLaunchDescriptionSource=type('PythonLaunchDescriptionSource', (_Action,), {}))
     module('launch.substitutions', LaunchConfiguration=_LaunchConfiguration)
     module('launch_ros')
     module('launch_ros.actions', Node=type('Node', (_Action,), {}))
@@ -112,12 +143,26 @@ def _load_with_stubs(path, monkeypatch):
     return mod
 
 
+def _perform(value, configurations):
+    """A launch argument value (text, or a list of text and LaunchConfigurations) as text."""
+    parts = value if isinstance(value, list) else [value]
+    return ''.join(p if isinstance(p, str) else configurations[p.name] for p in parts)
+
+
 def _run(path, monkeypatch, **launch_args):
+    """The Node kwargs a launch file starts with these arguments, following an include as
+    launch does: the included file sees every configuration plus the forwarded arguments."""
     ld = _load_with_stubs(path, monkeypatch).generate_launch_description()
     entities = ld.args[0]
     values = {e.args[0]: e.kwargs['default_value'] for e in entities
               if type(e).__name__ == 'DeclareLaunchArgument'}
     values.update(launch_args)
+    includes = [e for e in entities if type(e).__name__ == 'IncludeLaunchDescription']
+    if includes:
+        [include] = includes
+        [child] = include.args[0].args
+        forwarded = {k: _perform(v, values) for k, v in include.kwargs['launch_arguments']}
+        return _run(Path(child), monkeypatch, **{**values, **forwarded})
     [opaque] = [e for e in entities if type(e).__name__ == 'OpaqueFunction']
     context = types.SimpleNamespace(launch_configurations=values)
     [node] = opaque.kwargs['function'](context)
@@ -150,13 +195,40 @@ def test_restore_launch_arguments_override(monkeypatch):
     assert node['parameters'][1]['cameras'] == ['front']
 
 
-def test_two_camera_launch(monkeypatch):
-    node, _ = _run(ROOT / 'launch' / 'restore_two_cameras.launch.py', monkeypatch,
+def test_restore_launch_camera_topics(monkeypatch):
+    node, _ = _run(MAIN_LAUNCH, monkeypatch, cameras='[front, rear]',
+                   camera_topics='{front: /cam_f/image_raw, rear: /cam_r/image_raw}')
+    remaps = dict(node['remappings'])
+    assert remaps['front/image_raw'] == '/cam_f/image_raw'
+    assert remaps['front/image_raw/compressed'] == '/cam_f/image_raw/compressed'
+    assert remaps['rear/image_raw'] == '/cam_r/image_raw'
+    with pytest.raises(ValueError, match='camera_topics must be a mapping'):
+        _run(MAIN_LAUNCH, monkeypatch, camera_topics='[/cam_f/image_raw]')
+
+
+def test_two_camera_launch_includes_restore_launch(monkeypatch):
+    """The include starts restore.launch.py's node with both cameras and their inputs; the
+    arguments the two-camera file does not declare reach that node as given."""
+    node, _ = _run(TWO_CAMERAS, monkeypatch,
                    front_topic='/v/front/image', rear_topic='/v/rear/image')
-    assert node['parameters'][1]['cameras'] == ['front', 'rear']
+    params_file, overrides = node['parameters']
+    assert Path(params_file) == ROOT / 'config' / 'restore.yaml'
+    assert overrides == {'use_sim_time': False, 'cameras': ['front', 'rear']}
+    assert node['executable'] == 'restore_node' and node['namespace'] == ''
     remaps = dict(node['remappings'])
     assert remaps['front/image_raw'] == '/v/front/image'
+    assert remaps['front/image_raw/compressed'] == '/v/front/image/compressed'
+    assert remaps['rear/image_raw'] == '/v/rear/image'
     assert remaps['rear/image_raw/compressed'] == '/v/rear/image/compressed'
+
+    node, _ = _run(TWO_CAMERAS, monkeypatch, namespace='car', device='cuda:0',
+                   use_sim_time='true', log_level='debug', params_file='/tmp/mine.yaml')
+    assert node['parameters'] == ['/tmp/mine.yaml', {
+        'use_sim_time': True, 'cameras': ['front', 'rear'], 'device': 'cuda:0'}]
+    assert node['namespace'] == 'car' and node['arguments'][-1] == 'debug'
+    remaps = dict(node['remappings'])
+    assert (remaps['front/image_raw'], remaps['rear/image_raw']) == (
+        'front/image_raw', 'rear/image_raw')   # the defaults: relative, in the namespace
 
 
 # ------------------------------------------------------------------ real launch_testing

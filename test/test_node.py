@@ -3,7 +3,9 @@
 Publisher -> node -> subscribers, all in one process on a private Context; one executor spun by
 the test thread runs the node's callbacks and the probe's, while the node's own inference thread
 restores and publishes. Nodes are module-scoped (a configure costs a model load), so tests that
-change runtime parameters put them back.
+change runtime parameters put them back. Over 450 lines because of that: the tests that share
+those node fixtures stay in one module (bad input, output encodings and bag-vs-node equality
+live in test_bad_input, test_output_encoding and test_output_contract).
 """
 import threading
 import time
@@ -31,12 +33,13 @@ from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
 from weather_restore_ros import imaging  # noqa: E402
-from weather_restore_ros.ros import node as node_module  # noqa: E402
+from weather_restore_ros.output_contract import VISION_TYPES, has_vision_msgs  # noqa: E402
 from weather_restore_ros.ros import params as P  # noqa: E402
+from weather_restore_ros.ros import publishers  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
-HAVE_VISION_MSGS = node_module.Classification is not None
+HAVE_VISION_MSGS = has_vision_msgs(publishers.MESSAGE_CLASSES)
 needs_vision_msgs = pytest.mark.skipif(
     not HAVE_VISION_MSGS, reason='vision_msgs is not importable (tools/build_test_msgs.sh .venv)')
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -82,7 +85,8 @@ def test_image_roundtrip_keeps_header_on_every_output(single, encoding, channels
     masks = single.collect(Image, 'degradation_mask')
     outputs = [images, jpegs, masks]
     if HAVE_VISION_MSGS:
-        weather = single.collect(node_module.Classification, 'weather')
+        from vision_msgs.msg import Classification
+        weather = single.collect(Classification, 'weather')
         outputs.append(weather)
     labels = single.collect(String, 'weather/label')
     frame = pattern_image(H, W, channels, seed=1)
@@ -479,7 +483,8 @@ def test_configure_fails_cleanly_on_bad_startup_values(ctx, tiny_checkpoint, tmp
 
 
 def test_without_vision_msgs_label_is_still_published(ctx, tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr(node_module, 'Classification', None)
+    monkeypatch.setattr(publishers, 'MESSAGE_CLASSES', {
+        k: v for k, v in publishers.MESSAGE_CLASSES.items() if k not in VISION_TYPES})
     rig = Rig(ctx, tiny_checkpoint, '/novm').start()
     try:
         labels = rig.collect(String, 'weather/label')

@@ -1,4 +1,5 @@
-"""CLI subcommands, one module each (see weather_restore_ros.cli)."""
+"""CLI subcommands, one module each (see weather_restore_ros.cli), and what they share."""
+import argparse
 import sys
 
 
@@ -11,3 +12,14 @@ def rclpy_missing(what: str) -> bool:
               f'"weather_restore_ros[ros-wheels]"): {exc}', file=sys.stderr)
         return True
     return False
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type for ``WIDTHxHEIGHT`` (e.g. 640x480) -> (width, height), both positive."""
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, e.g. 640x480; got {text!r}')
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f'width and height must be positive, got {text!r}')
+    return w, h

@@ -1,18 +1,9 @@
 """``weather-restore bench``: latency of the model and of the whole engine, as numbers."""
 from __future__ import annotations
 
-import argparse
 import sys
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, e.g. 640x480; got {text!r}')
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f'width and height must be positive, got {text!r}')
-    return w, h
+from . import image_size as _size   # the one WIDTHxHEIGHT parser (--size)
 
 
 def register(sub) -> None:

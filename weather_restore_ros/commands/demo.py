@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from . import image_size as _size   # the one WIDTHxHEIGHT parser (--size)
 from . import rclpy_missing
-
-
-def _size(text: str) -> tuple[int, int]:
-    w, _, h = text.lower().partition('x')
-    return int(w), int(h)
 
 
 def register(sub) -> None:

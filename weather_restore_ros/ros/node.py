@@ -1,7 +1,10 @@
 """The ``weather_restore`` node: live restoration of one or more camera topics.
 
-Thin glue: messages are converted by :mod:`weather_restore_ros.imaging`, frames restored by
-:class:`weather_restore_ros.engine.RestorationEngine`. What lives here is ROS behaviour:
+Thin glue: frames are decoded by :mod:`weather_restore_ros.frame_input` and restored by
+:class:`weather_restore_ros.engine.RestorationEngine`; what goes out (topics, types, QoS, the
+messages of a frame) is :mod:`weather_restore_ros.output_contract`, published through
+:mod:`.publishers`; ``/diagnostics`` is built by :mod:`.diagnostics`. What lives here is ROS
+behaviour:
 
 * a LifecycleNode that configures and activates itself (``autostart``), so ``ros2 run`` and
   ``ros2 launch`` just work and managed systems can still drive it;
@@ -20,38 +23,30 @@ import time
 from dataclasses import dataclass, field
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_profile_system_default)
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_system_default
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
-from .. import imaging
 from ..frame_input import StreamDecoder
 from ..imaging import ImageConversionError
+from ..output_contract import has_vision_msgs
 from . import params as P
-from .stats import CameraStats, recent_problems
+from . import publishers
+from .diagnostics import diagnostic_array, dtype_name
+from .publishers import CameraPublishers
+from .stats import CameraStats
 
 try:  # Iron and newer
     from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
-try:
-    from vision_msgs.msg import Classification, LabelInfo, ObjectHypothesis, VisionClass
-except ImportError:  # the typed weather topic is optional
-    Classification = None
-
 NODE_NAME = 'weather_restore'
-RELIABLE_OUT = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
-                          history=HistoryPolicy.KEEP_LAST)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def input_qos(name: str) -> QoSProfile:
@@ -74,12 +69,7 @@ class _Camera:
     name: str
     prefix: str
     stats: CameraStats
-    pub_image: object = None
-    pub_compressed: object = None
-    pub_mask: object = None
-    pub_weather: object = None
-    pub_label: object = None
-    pub_label_info: object = None
+    outputs: CameraPublishers | None = None   # what output_contract says this camera publishes
     subscription: object = None
     topic: str = ''              # the subscription's resolved (remapped) name
     decoder: StreamDecoder = field(default_factory=StreamDecoder)
@@ -141,7 +131,7 @@ class RestoreNode(LifecycleNode):
             self.engine = None
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(
-            f'model loaded on {self.engine.device} ({_dtype_name(self.engine.dtype)}, precision '
+            f'model loaded on {self.engine.device} ({dtype_name(self.engine.dtype)}, precision '
             f'{p["precision"]}, backend {self.engine.backend.name}) in '
             f'{self._startup_ms:.0f} ms, warm-up included '
             f'({self.engine.warmup_ms:.0f} ms); classes: {", ".join(self.engine.class_names)}; '
@@ -154,7 +144,7 @@ class RestoreNode(LifecycleNode):
             self.get_logger().error(f'cannot create the topics of cameras {names}: {exc}')
             self._release()
             return TransitionCallbackReturn.FAILURE
-        if Classification is None:
+        if not has_vision_msgs(publishers.MESSAGE_CLASSES):
             self.get_logger().warning(
                 'vision_msgs is not installed: the typed weather topic (Classification) is off; '
                 'weather/label (std_msgs/String) is still published')
@@ -200,10 +190,8 @@ class RestoreNode(LifecycleNode):
         for cam in list(self.cameras.values()):
             if cam.subscription is not None:
                 self.destroy_subscription(cam.subscription)
-            for pub in (cam.pub_image, cam.pub_compressed, cam.pub_mask, cam.pub_weather,
-                        cam.pub_label, cam.pub_label_info):
-                if pub is not None:
-                    self.destroy_lifecycle_publisher(pub)
+            if cam.outputs is not None:
+                cam.outputs.destroy()
         self.cameras.clear()
         if self.engine is not None:
             device = self.engine.device
@@ -225,23 +213,9 @@ class RestoreNode(LifecycleNode):
         p = self.p
         pre = f'{name}/' if name else ''
         cam = _Camera(name=name, prefix=pre, stats=CameraStats())
-        cam.pub_image = self.create_lifecycle_publisher(Image, pre + 'image_restored',
-                                                        RELIABLE_OUT)
-        if p['publish_compressed']:
-            cam.pub_compressed = self.create_lifecycle_publisher(
-                CompressedImage, pre + 'image_restored/compressed', RELIABLE_OUT)
-        if p['publish_mask']:
-            cam.pub_mask = self.create_lifecycle_publisher(Image, pre + 'degradation_mask',
-                                                           RELIABLE_OUT)
-        cam.pub_label = self.create_lifecycle_publisher(String, pre + 'weather/label',
-                                                        RELIABLE_OUT)
-        if Classification is not None:
-            cam.pub_weather = self.create_lifecycle_publisher(Classification, pre + 'weather',
-                                                              RELIABLE_OUT)
-            # A plain publisher: latched class names must exist before activation too.
-            cam.pub_label_info = self.create_publisher(LabelInfo, pre + 'weather/label_info',
-                                                       LATCHED)
-            cam.pub_label_info.publish(self._label_info())
+        cam.outputs = CameraPublishers(self, name, mask=p['publish_mask'],
+                                       compressed=p['publish_compressed'])
+        cam.outputs.publish_label_info(self.engine.class_names)
 
         compressed = p['input_transport'] == 'compressed'
         msg_type = CompressedImage if compressed else Image
@@ -253,14 +227,6 @@ class RestoreNode(LifecycleNode):
             input_qos(p['input_qos']), event_callbacks=events)
         cam.topic = cam.subscription.topic_name
         return cam
-
-    def _label_info(self):
-        msg = LabelInfo()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.class_map = [VisionClass(class_id=i, class_name=n)
-                         for i, n in enumerate(self.engine.class_names)]
-        msg.threshold = 0.0
-        return msg
 
     def _on_incompatible_qos(self, cam: _Camera, event) -> None:
         """A publisher that can never reach us is the classic "node runs, no output" case:
@@ -324,7 +290,9 @@ class RestoreNode(LifecycleNode):
                     f'{cam.topic}: restoring a frame with {", ".join(frame.warnings)} (see '
                     'input_warning in /diagnostics)', throttle_duration_sec=5.0)
             if not self.p['enabled']:
-                self._publish_image(cam, msg.header, frame.rgb, frame.encoding, source=msg)
+                cam.outputs.publish_image(msg.header, frame.rgb, frame.encoding, source=msg,
+                                          output_encoding=self.p['output_encoding'],
+                                          jpeg_quality=self.p['jpeg_quality'])
                 cam.stats.on_output(received, passthrough=True)
                 continue
             frames.append((name, frame.rgb))
@@ -343,7 +311,9 @@ class RestoreNode(LifecycleNode):
                     f'{cam.topic}: the model sprayed colour speckle over '
                     f'{100 * result.replaced_fraction:.0f} % of a frame; published the input '
                     'there (see unsafe_output in /diagnostics)', throttle_duration_sec=5.0)
-            self._publish(cam, header, result, encoding)
+            cam.outputs.publish_frame(header, result, encoding,
+                                      output_encoding=self.p['output_encoding'],
+                                      jpeg_quality=self.p['jpeg_quality'])
             cam.stats.on_output(received, skipped_clear=result.skipped,
                                 invalid_output=result.invalid_output,
                                 unsafe_output=result.unsafe_output, weather=result.label,
@@ -371,27 +341,6 @@ class RestoreNode(LifecycleNode):
         cam.stats.on_bad_input(reason)
         self.get_logger().warning(f'{cam.topic}: skipped a frame ({exc})',
                                   throttle_duration_sec=5.0)
-
-    def _publish(self, cam: _Camera, header, result, encoding: str) -> None:
-        self._publish_image(cam, header, result.image, encoding)
-        if cam.pub_mask is not None and result.mask is not None:
-            cam.pub_mask.publish(imaging.numpy_to_image(result.mask, 'mono8', header=header))
-        ranked = sorted(result.scores.items(), key=lambda kv: kv[1], reverse=True)
-        cam.pub_label.publish(String(data=result.label))
-        if cam.pub_weather is not None:
-            msg = Classification()
-            msg.header = header
-            msg.results = [ObjectHypothesis(class_id=c, score=float(s)) for c, s in ranked]
-            cam.pub_weather.publish(msg)
-
-    def _publish_image(self, cam: _Camera, header, rgb, encoding: str, source=None) -> None:
-        """``source``: the input message, passed through (restoration off) where it already is
-        the output encoding and layout; the encoding never depends on the path."""
-        cam.pub_image.publish(imaging.output_image(rgb, encoding, self.p['output_encoding'],
-                                                   header=header, source=source))
-        if cam.pub_compressed is not None:
-            cam.pub_compressed.publish(imaging.rgb_to_compressed(
-                rgb, 'jpeg', quality=self.p['jpeg_quality'], header=header))
 
     # ------------------------------------------------------------------ parameters, service
     def _on_set_parameters(self, params):
@@ -423,75 +372,12 @@ class RestoreNode(LifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
-        """One status for the engine, one per camera (REP-107 style: name, level, key/values)."""
-        msg = DiagnosticArray()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        name = self.get_fully_qualified_name()
-        engine = self.engine
-        node = DiagnosticStatus(name=f'{name}: engine', hardware_id=name)
-        if engine is None:
-            node.level, node.message = DiagnosticStatus.WARN, 'model not loaded (unconfigured)'
-        else:
-            node.level = DiagnosticStatus.OK
-            node.message = 'active' if self._active else 'inactive'
-            node.hardware_id = str(engine.device)
-            node.values = _kv(device=engine.device, precision=_dtype_name(engine.dtype),
-                              backend=engine.backend.name,
-                              startup_ms=round(self._startup_ms),
-                              warmup_ms=round(engine.warmup_ms), enabled=self.p['enabled'],
-                              cameras=len(self.cameras))
-        msg.status.append(node)
-        timeout = self.p['input_timeout_s']
-        streams = engine.streams() if engine is not None else []
-        for cam in list(self.cameras.values()):
-            msg.status.append(self._camera_status(name, cam, engine, streams, timeout))
-        self._diag_pub.publish(msg)
-
-    def _camera_status(self, name, cam: _Camera, engine, streams, timeout) -> DiagnosticStatus:
-        s = cam.stats.snapshot()
-        topic = cam.topic
-        status = DiagnosticStatus(name=f'{name}: camera {cam.name or "default"}',
-                                  hardware_id=topic)
-        silent = s['silent_s']
-        if silent is None and self._activated_at is not None:
-            silent = time.monotonic() - self._activated_at  # nothing yet: silent since activate
-        if self._active and silent is not None and silent > timeout:
-            status.level = DiagnosticStatus.ERROR
-            status.message = (f'no frame on {topic} for {silent:.1f} s' if s['received']
-                              else f'no frame received on {topic} since activation')
-        elif problems := recent_problems(s):
-            status.level = DiagnosticStatus.WARN
-            status.message = ' and '.join(problems) + ' recently'
-        else:
-            status.level, status.message = DiagnosticStatus.OK, 'restoring'
-        # Only read an existing prior: engine.cache() would create the stream on this thread.
-        prior = engine.cache(cam.name).stats() if cam.name in streams else {}
-        status.values = _kv(
-            input_rate_hz=round(s['input_rate_hz'], 2),
-            output_rate_hz=round(s['output_rate_hz'], 2),
-            latency_p50_ms=_round(s['latency_p50_ms']),
-            latency_p95_ms=_round(s['latency_p95_ms']),
-            received=s['received'], published=s['published'], dropped=s['dropped'],
-            skipped_clear=s['skipped_clear'], passthrough=s['passthrough'],
-            bad_input=sum(s['bad_input'].values()),
-            **{f'bad_input.{k}': v for k, v in sorted(s['bad_input'].items())},
-            input_warnings=sum(s['input_warnings'].values()),
-            **{f'input_warning.{k}': v for k, v in sorted(s['input_warnings'].items())},
-            **{f'converted.{k}': v for k, v in sorted(s['conversions'].items())},
-            invalid_output=s['invalid_output'], unsafe_output=s['unsafe_output'],
-            prior_age_s=_round(prior.get('age_s')),
-            prior_refreshes=prior.get('refreshes', 0),
-            weather=s['weather'], weather_score=round(s['weather_score'], 3))
-        return status
-
-
-def _kv(**values) -> list[KeyValue]:
-    return [KeyValue(key=k, value='' if v is None else str(v)) for k, v in values.items()]
-
-
-def _dtype_name(dtype) -> str:
-    return {'torch.float32': 'fp32', 'torch.float16': 'fp16',
-            'torch.bfloat16': 'bf16'}.get(str(dtype), str(dtype))
+        """1 Hz: the engine and every camera (ros/diagnostics.py says what each level means)."""
+        self._diag_pub.publish(diagnostic_array(
+            self.get_clock().now().to_msg(), self.get_fully_qualified_name(), self.engine,
+            list(self.cameras.values()), active=self._active, activated_at=self._activated_at,
+            startup_ms=self._startup_ms, enabled=self.p['enabled'],
+            input_timeout_s=self.p['input_timeout_s']))
 
 
 def _policy_name(kind) -> str:
@@ -501,10 +387,6 @@ def _policy_name(kind) -> str:
         return QoSPolicyKind(int(kind)).name
     except Exception:
         return str(kind)
-
-
-def _round(v, nd=1):
-    return None if v is None else round(v, nd)
 
 
 def main(args=None) -> int:

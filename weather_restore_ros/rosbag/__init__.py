@@ -4,7 +4,8 @@ Built on ``rosbags`` (pure Python), so restoring a bag needs no ROS install; onl
 (``replay``, ``record``, ``demo``) import rclpy, and they do so inside their functions.
 
   typestore      the rosbags typestore (ROS 2 Kilted) with vision_msgs registered
-  topics         naming rules: input image topic -> the node's output topics; QoS recorded
+  topics         which image topics are restored, into the node's output names
+                 (output_contract); the offered QoS a bag records for them
   accounting     per-topic read/copied/restored/skipped counters that must add up
   restore_bag    ``weather-restore bag``: restore every camera of a bag into a new bag
   replay         ``weather-restore replay``: publish a bag into a live graph with its timing

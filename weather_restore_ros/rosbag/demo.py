@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from ..engine_settings import EngineSettings
+from ..output_contract import IMAGE, STRING, OutputTopics, has_vision_msgs
 from .sample_bag import DEFAULT_SEGMENTS, SampleBag, driver_qos, make_sample_bag
-from .topics import OutputTopics, output_qos
-from .typestore import CLASSIFICATION, IMAGE, LABEL_INFO, STRING
+from .topics import offered_qos
 
 DEMO_FILES = ('input_bag', 'output_bag', 'contact_sheet.png', 'demo_summary.json',
               'demo_summary.txt')
@@ -162,6 +162,7 @@ def _run_live(info: SampleBag, out: Path, options: DemoOptions, log):
     from rclpy.signals import SignalHandlerOptions
 
     from ..ros.node import RestoreNode
+    from ..ros.publishers import MESSAGE_CLASSES
     from .record import Recorder
     from .replay import Player, ReplayOptions
 
@@ -171,11 +172,7 @@ def _run_live(info: SampleBag, out: Path, options: DemoOptions, log):
         domain = random.SystemRandom().randint(1, 100)
     cameras = {name: topic for name, topic in info.topics.items()}
     outputs = {name: OutputTopics(f'/{name}') for name in cameras}
-    try:
-        import vision_msgs.msg  # noqa: F401
-        typed = True
-    except ImportError:
-        typed = False
+    typed = has_vision_msgs(MESSAGE_CLASSES)   # what the node will publish
 
     ctx = Context()
     rclpy.init(context=ctx, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
@@ -196,13 +193,9 @@ def _run_live(info: SampleBag, out: Path, options: DemoOptions, log):
         node.trigger_activate()
 
         topics = {t: (IMAGE, driver_qos()) for t in cameras.values()}
-        for o in outputs.values():
-            topics[o.image] = (IMAGE, output_qos(IMAGE))
-            topics[o.mask] = (IMAGE, output_qos(IMAGE))
-            topics[o.label] = (STRING, output_qos(STRING))
-            if typed:
-                topics[o.weather] = (CLASSIFICATION, output_qos(CLASSIFICATION))
-                topics[o.label_info] = (LABEL_INFO, output_qos(LABEL_INFO))
+        for o in outputs.values():   # what the node publishes with publish_mask
+            topics.update({t: (out.msgtype, offered_qos(out.qos))
+                           for t, out in o.outputs(mask=True, typed=typed).items()})
         latency = _Latency(cameras, outputs)
         recorder_node = rclpy.create_node('weather_restore_demo_recorder', context=ctx)
         recorder = Recorder(recorder_node, out / 'output_bag', topics, on_message=latency)

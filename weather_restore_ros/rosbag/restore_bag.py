@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..engine_settings import EngineSettings, flag_values
+from ..output_contract import frame_messages, label_info
 from .accounting import Accounting, AccountingError, TopicAccount
-from .topics import TopicPlan, output_qos, plan_topics
-from .typestore import (CLASSIFICATION, COMPRESSED_IMAGE, IMAGE, LABEL_INFO, STRING,
-                        definition_of, get_store)
+from .topics import TopicPlan, offered_qos, plan_topics
+from .typestore import definition_of, get_store
 
 STORAGES = ('mcap', 'sqlite3')
 _BAG_FILE_SUFFIXES = ('.mcap', '.db3', '.db3-shm', '.db3-wal', '.zstd', '.yaml')
@@ -156,13 +156,6 @@ class _Frame:
     result: object = None
 
 
-@dataclass
-class _CameraOut:
-    conns: dict[str, object]      # output topic -> writer connection
-    topics: object                # OutputTopics
-    label_info_written: bool = False
-
-
 class _BagRestorer:
     """One run: reader -> window -> engine -> writer, with the accounting."""
 
@@ -177,7 +170,8 @@ class _BagRestorer:
         self.pending: dict[str, _Frame] = {}
         self.copy_conn: dict[int, object] = {}       # input connection id -> output connection
         self.no_definition: set[int] = set()
-        self.cameras: dict[str, _CameraOut] = {}
+        self.out_conns: dict[str, dict] = {}    # input topic -> output key -> connection
+        self.label_info_due: set[str] = set()   # input topics whose LabelInfo is still to write
         self.decoders: dict[str, object] = {}        # input topic -> frame_input.StreamDecoder
         self.bag_time: dict[str, float] = {}
         self.start_ns = reader.start_time if reader.message_count else 0
@@ -207,13 +201,12 @@ class _BagRestorer:
                 offered_qos_profiles=conn.ext.offered_qos_profiles)
             added[key] = self.copy_conn[conn.id] = out
         for topic, outs in self.plan.restore.items():
-            conns = {}
-            for out_topic, msgtype in outs.all(mask=self.options.mask,
-                                               compressed=self.options.compressed).items():
-                conns[out_topic] = self.writer.add_connection(
-                    out_topic, msgtype, typestore=self.store,
-                    offered_qos_profiles=output_qos(msgtype))
-            self.cameras[topic] = _CameraOut(conns, outs)
+            self.out_conns[topic] = {
+                o.key: self.writer.add_connection(out_topic, o.msgtype, typestore=self.store,
+                                                  offered_qos_profiles=offered_qos(o.qos))
+                for out_topic, o in outs.outputs(mask=self.options.mask,
+                                                 compressed=self.options.compressed).items()}
+            self.label_info_due.add(topic)
             self.bag_time[topic] = 0.0
             self.engine.cache(topic).clock = lambda t=topic: self.bag_time[t]
 
@@ -291,42 +284,20 @@ class _BagRestorer:
                 self._write_outputs(entry[1])
         self.queue_bytes = 0
 
-    def _write(self, conn, timestamp: int, msg, msgtype: str) -> None:
-        self.writer.write(conn, timestamp, self.store.serialize_cdr(msg, msgtype))
-
     def _write_outputs(self, f: _Frame) -> None:
-        from ..imaging import numpy_to_image, output_image, rgb_to_compressed
-        r, cam, opt, T = f.result, self.cameras[f.topic], self.options, self.types
-        acc = self.acc[f.topic]
-        names, ts = cam.topics, f.timestamp
-        if not cam.label_info_written:
-            info = T[LABEL_INFO](
-                header=T['std_msgs/msg/Header'](stamp=f.header.stamp,
-                                                 frame_id=f.header.frame_id),
-                class_map=[T['vision_msgs/msg/VisionClass'](class_id=i, class_name=n)
-                           for i, n in enumerate(self.engine.class_names)],
-                threshold=0.0)
-            self._write(cam.conns[names.label_info], ts, info, LABEL_INFO)
-            cam.label_info_written = True
-        image = output_image(r.image, f.encoding, opt.output_encoding, header=f.header,
-                             msg_type=T[IMAGE])
-        self._write(cam.conns[names.image], ts, image, IMAGE)
-        if opt.mask:
-            self._write(cam.conns[names.mask], ts,
-                        numpy_to_image(r.mask, 'mono8', header=f.header, msg_type=T[IMAGE]),
-                        IMAGE)
-        if opt.compressed:
-            self._write(cam.conns[names.compressed], ts,
-                        rgb_to_compressed(r.image, 'jpeg', quality=opt.jpeg_quality,
-                                          header=f.header, msg_type=T[COMPRESSED_IMAGE]),
-                        COMPRESSED_IMAGE)
-        ranked = sorted(r.scores.items(), key=lambda kv: kv[1], reverse=True)
-        weather = T[CLASSIFICATION](
-            header=f.header,
-            results=[T['vision_msgs/msg/ObjectHypothesis'](class_id=c, score=float(s))
-                     for c, s in ranked])
-        self._write(cam.conns[names.weather], ts, weather, CLASSIFICATION)
-        self._write(cam.conns[names.label], ts, T[STRING](data=r.label), STRING)
+        """What the node publishes for this frame (``output_contract``), at its bag timestamp;
+        LabelInfo once per camera, before its first frame, with that frame's header."""
+        r, opt, acc = f.result, self.options, self.acc[f.topic]
+        messages = frame_messages(self.types, f.header, r, f.encoding,
+                                  output_encoding=opt.output_encoding, mask=opt.mask,
+                                  compressed=opt.compressed, jpeg_quality=opt.jpeg_quality)
+        if f.topic in self.label_info_due:
+            self.label_info_due.discard(f.topic)
+            messages = {'label_info': label_info(self.types, f.header, self.engine.class_names),
+                        **messages}
+        for key, msg in messages.items():
+            conn = self.out_conns[f.topic][key]
+            self.writer.write(conn, f.timestamp, self.store.serialize_cdr(msg, conn.msgtype))
         acc.restored += 1
         acc.clear_passthrough += bool(r.skipped)
         acc.invalid_output += bool(r.invalid_output)

@@ -16,7 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .typestore import IMAGE, get_store
+from ..output_contract import IMAGE, QosSpec
+from .topics import offered_qos
+from .typestore import get_store
 
 DEFAULT_CAMERAS = {'front': 'china', 'rear': 'rocket'}
 DEFAULT_SEGMENTS = ('clear', 'rain', 'fog', 'snow')
@@ -51,13 +53,7 @@ class SampleBag:
 
 def driver_qos():
     """What a camera driver offers (REP-2003 'system default'): reliable, keep last 10."""
-    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
-                                    QosReliability, QosTime)
-    zero = QosTime(sec=0, nsec=0)
-    return [Qos(history=QosHistory.KEEP_LAST, depth=10, reliability=QosReliability.RELIABLE,
-                durability=QosDurability.VOLATILE, deadline=zero, lifespan=zero,
-                liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=zero,
-                avoid_ros_namespace_conventions=False)]
+    return offered_qos(QosSpec(depth=10))
 
 
 def _panning_frames(photo: np.ndarray, count: int, size: tuple[int, int]):

@@ -1,7 +1,9 @@
-"""Naming rules shared by the offline ``bag`` command, the demo and the tests.
+"""Which topics of a bag are restored, and into which names: the offline ``bag`` command, the
+demo and the tests.
 
-The offline tool writes exactly the topics a live node would publish for the same camera, so a
-restored bag and a recording of a live run are interchangeable downstream:
+The offline tool writes exactly the topics a live node would publish for the same camera
+(``output_contract.OutputTopics``), so a restored bag and a recording of a live run are
+interchangeable downstream:
 
     <ns>/image_raw               (sensor_msgs/Image)           -> <ns>/image_restored
     <ns>/image_raw/compressed    (sensor_msgs/CompressedImage) -> <ns>/image_restored
@@ -18,12 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .typestore import CLASSIFICATION, COMPRESSED_IMAGE, IMAGE, LABEL_INFO, STRING
+from ..output_contract import COMPRESSED_IMAGE, IMAGE, OUTPUTS, OutputTopics, QosSpec
 
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
-# Names the node publishes: a topic with one of these last components is an output, never
-# picked as an input by default (restoring a restored stream is not what anyone means).
-OUTPUT_LEAVES = ('image_restored', 'degradation_mask')
+# Image names the node publishes: a topic ending in one of these is an output, never picked as
+# an input by default (restoring a restored stream is not what anyone means).
+OUTPUT_LEAVES = tuple(o.leaf for o in OUTPUTS.values() if o.msgtype in IMAGE_TYPES)
 
 
 class TopicPlanError(ValueError):
@@ -43,50 +45,6 @@ def camera_name(namespace: str) -> str:
     return namespace.strip('/')
 
 
-@dataclass(frozen=True)
-class OutputTopics:
-    """The topics the node publishes for one camera namespace."""
-
-    namespace: str
-
-    def _t(self, leaf: str) -> str:
-        return f'{self.namespace}/{leaf}'
-
-    @property
-    def image(self) -> str:
-        return self._t('image_restored')
-
-    @property
-    def compressed(self) -> str:
-        return self._t('image_restored/compressed')
-
-    @property
-    def mask(self) -> str:
-        return self._t('degradation_mask')
-
-    @property
-    def weather(self) -> str:
-        return self._t('weather')
-
-    @property
-    def label(self) -> str:
-        return self._t('weather/label')
-
-    @property
-    def label_info(self) -> str:
-        return self._t('weather/label_info')
-
-    def all(self, mask: bool = False, compressed: bool = False) -> dict[str, str]:
-        """topic -> message type of every output written with these options."""
-        out = {self.image: IMAGE, self.weather: CLASSIFICATION, self.label: STRING,
-               self.label_info: LABEL_INFO}
-        if mask:
-            out[self.mask] = IMAGE
-        if compressed:
-            out[self.compressed] = COMPRESSED_IMAGE
-        return out
-
-
 def output_topics(topic: str, msgtype: str) -> OutputTopics:
     return OutputTopics(camera_namespace(topic, msgtype))
 
@@ -102,8 +60,8 @@ def _rank(topic: str, msgtype: str) -> int:
 
 
 def is_output_topic(topic: str) -> bool:
-    parts = topic.rstrip('/').split('/')
-    return parts[-1] in OUTPUT_LEAVES or parts[-2:] == ['image_restored', 'compressed']
+    t = topic.rstrip('/')
+    return any(t == leaf or t.endswith('/' + leaf) for leaf in OUTPUT_LEAVES)
 
 
 @dataclass
@@ -163,19 +121,18 @@ def plan_topics(topic_types: dict[str, str], selected: list[str] | None = None, 
     return plan
 
 
-def output_qos(msgtype: str):
-    """The QoS the node offers on an output, as rosbags Qos (recorded in the bag's metadata).
-
-    Outputs are reliable KEEP_LAST(5) volatile; LabelInfo is latched (transient local, depth 1).
-    A replay then offers what the live node would.
-    """
+def offered_qos(spec: QosSpec) -> list:
+    """A publisher QoS as the rosbags offered-QoS profiles a bag records (``metadata.yaml``), so
+    a replay offers what the live publisher did: the node's outputs (``output_contract``:
+    reliable KEEP_LAST(5) volatile; LabelInfo latched, depth 1) or a camera driver's."""
     from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
                                     QosReliability, QosTime)
 
-    latched = msgtype == LABEL_INFO
     zero = QosTime(sec=0, nsec=0)
-    return [Qos(history=QosHistory.KEEP_LAST, depth=1 if latched else 5,
-                reliability=QosReliability.RELIABLE,
-                durability=QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
+    return [Qos(history=QosHistory.KEEP_LAST, depth=spec.depth,
+                reliability=(QosReliability.RELIABLE if spec.reliable
+                             else QosReliability.BEST_EFFORT),
+                durability=(QosDurability.TRANSIENT_LOCAL if spec.transient_local
+                            else QosDurability.VOLATILE),
                 deadline=zero, lifespan=zero, liveliness=QosLiveliness.AUTOMATIC,
                 liveliness_lease_duration=zero, avoid_ros_namespace_conventions=False)]

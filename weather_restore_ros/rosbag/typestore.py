@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import functools
 
+# Type names are the output contract's; re-exported here for the rosbag/ and node_bench/ modules.
+from ..output_contract import CLASSIFICATION, COMPRESSED_IMAGE, IMAGE, LABEL_INFO, STRING
+
+__all__ = ['CLASSIFICATION', 'COMPRESSED_IMAGE', 'IMAGE', 'LABEL_INFO', 'STRING',
+           'VISION_MSGS_DEFINITIONS', 'definition_of', 'get_store', 'msg_class']
+
 VISION_MSGS_DEFINITIONS = {
     'vision_msgs/msg/ObjectHypothesis': 'string class_id\nfloat64 score\n',
     'vision_msgs/msg/Classification': 'std_msgs/Header header\nObjectHypothesis[] results\n',
@@ -18,12 +24,6 @@ VISION_MSGS_DEFINITIONS = {
     'vision_msgs/msg/LabelInfo': ('std_msgs/Header header\nvision_msgs/VisionClass[] class_map\n'
                                   'float32 threshold\n'),
 }
-
-IMAGE = 'sensor_msgs/msg/Image'
-COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
-STRING = 'std_msgs/msg/String'
-CLASSIFICATION = 'vision_msgs/msg/Classification'
-LABEL_INFO = 'vision_msgs/msg/LabelInfo'
 
 
 @functools.lru_cache(maxsize=1)
