@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .backends import BACKENDS
-from .cpu_threads import threads_help
+from .cpu_threads import configure, threads_help
 from .prior_cache import RefreshPolicy
 
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
@@ -73,6 +73,8 @@ class EngineSettings:
             if value is not None and not isinstance(value, str):
                 value = str(value)   # a Path
             object.__setattr__(self, name, value or None)
+        if type(self.device).__name__ == 'device':   # a torch.device: its text
+            object.__setattr__(self, 'device', str(self.device))
         if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
             raise EngineError(f'device must be auto, cpu, cuda or cuda:N; got {self.device!r}')
         for name, choices in (('precision', PRECISIONS), ('classifier', CLASSIFIERS),
@@ -114,6 +116,7 @@ class EngineSettings:
         return self.replace(**top)
 
     def get(self, path: str) -> Any:
+        """The value at a :attr:`Setting.path` (``'refresh.ema'``: the policy's field)."""
         obj = self
         for part in path.split('.'):
             obj = getattr(obj, part)
@@ -134,7 +137,6 @@ class EngineSettings:
         """Apply the CPU thread policy (:func:`cpu_threads.configure`) for ``threads``; call it
         before the first torch import (the engine module), as every command and the node do.
         Returns the applied :class:`~weather_restore_ros.cpu_threads.ThreadSettings`."""
-        from .cpu_threads import configure
         return configure(self.threads)
 
 
