@@ -2,6 +2,8 @@
 import os
 import random
 
+import pytest
+
 # A hub download attempt hangs ~45 s before failing; tests never need the network.
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -12,9 +14,6 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1,
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: takes more than a few seconds (still run in CI)')
     config.addinivalue_line('markers', 'ros: needs rclpy')
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope='session')

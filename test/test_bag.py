@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from weather_restore_ros.engine_settings import EngineSettings
 from weather_restore_ros.imaging import image_to_rgb, numpy_to_image, rgb_to_compressed
+from weather_restore_ros.prior_cache import RefreshPolicy
 from weather_restore_ros.rosbag.accounting import Accounting, AccountingError, TopicAccount
 from weather_restore_ros.rosbag.restore_bag import BagError, RestoreOptions, restore_bag
 from weather_restore_ros.rosbag.topics import (OutputTopics, TopicPlanError, camera_namespace,
@@ -233,8 +235,8 @@ def test_prior_age_is_measured_on_the_bag_clock(tmp_path, engine):
             t = T0 + i * 10**9
             w.write(c, t, STORE.serialize_cdr(numpy_to_image(
                 _frame(0), 'rgb8', header=_header(t, 'cam'), msg_type=T[IMAGE]), IMAGE))
-    options = RestoreOptions(progress=False, refresh_frames=0, refresh_seconds=2.5,
-                             scene_cut=0.0)
+    options = RestoreOptions(progress=False, engine=EngineSettings(refresh=RefreshPolicy(
+        every_n_frames=0, max_age_s=2.5, scene_cut_threshold=0.0)))
     summary = restore_bag(tmp_path / 'in', tmp_path / 'out', options, engine=engine)
     # stored at t=0 (empty); ages 1, 2, then 3 >= 2.5 -> refresh at t=3; ages 1, 2.
     assert dict(summary.accounting['/cam/image_raw'].prior_refreshes) == {'empty': 1, 'age': 1}
@@ -363,8 +365,8 @@ def test_offline_labels_match_the_live_node(tmp_path, engine, tiny_checkpoint):
 
     info = make_sample_bag(tmp_path / 'in', seconds_per_segment=0.4, rate_hz=5.0,
                            size=(64, 48))
-    options = RestoreOptions(progress=False, refresh_frames=1, refresh_seconds=0.0,
-                             scene_cut=0.0)
+    options = RestoreOptions(progress=False, engine=EngineSettings(refresh=RefreshPolicy(
+        every_n_frames=1, max_age_s=0.0, scene_cut_threshold=0.0)))
     restore_bag(info.path, tmp_path / 'out', options, engine=engine)
     out_msgs, _ = read_bag(tmp_path / 'out')
     offline, offline_scores, live_scores = {}, {}, {}

@@ -80,6 +80,7 @@ def test_demo_on_a_slow_machine_shows_restored_frames_and_says_why_frames_droppe
     import time
 
     from weather_restore_ros.engine import RestorationEngine
+    from weather_restore_ros.engine_settings import EngineSettings
     from weather_restore_ros.rosbag.demo import DemoOptions, _labels_by_stamp, run_demo
     from weather_restore_ros.rosbag.topics import OutputTopics
 
@@ -89,9 +90,10 @@ def test_demo_on_a_slow_machine_shows_restored_frames_and_says_why_frames_droppe
         time.sleep(0.5)
         return real(self, frames)
     monkeypatch.setattr(RestorationEngine, 'restore_batch', slow)
-    result = run_demo(DemoOptions(output=str(tmp_path / 'demo'), checkpoint=str(tiny_checkpoint),
-                                  device='cpu', seconds_per_segment=1.2, size=(96, 72),
-                                  node_parameters={'warmup': False}), log=lambda s: None)
+    result = run_demo(DemoOptions(output=str(tmp_path / 'demo'),
+                                  engine=EngineSettings(checkpoint=str(tiny_checkpoint),
+                                                        device='cpu', warmup=False),
+                                  seconds_per_segment=1.2, size=(96, 72)), log=lambda s: None)
     restored = _labels_by_stamp(result.output_bag, {c: OutputTopics(f'/{c}')
                                                     for c in ('front', 'rear')})
     for cam in ('front', 'rear'):

@@ -273,9 +273,9 @@ def test_skip_when_clear(make_engine):
     # Forced probabilities: clear above the threshold skips, below runs; a batch mixes both.
     engine.skip_clear_threshold = 0.9
     clear = torch.tensor([0.95, 0.05, 0, 0, 0])
-    engine.cache('s').extras['probs'] = clear
+    engine.cache('s').probs = clear
     engine.restore(frames[0], 'rainy')
-    engine.cache('rainy').extras['probs'] = torch.tensor([0.1, 0.9, 0, 0, 0])
+    engine.cache('rainy').probs = torch.tensor([0.1, 0.9, 0, 0, 0])
     r_s, r_rainy = engine.restore_batch([('s', frames[1]), ('rainy', frames[2])])
     assert r_s.skipped and r_s.label == 'clear' and np.array_equal(r_s.image, frames[1])
     assert not r_rainy.skipped and r_rainy.label in engine.class_names

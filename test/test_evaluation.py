@@ -371,30 +371,21 @@ def test_eval_suite_cli_on_the_public_layouts(tiny_checkpoint, samples, tmp_path
     assert 'no known test set' in capsys.readouterr().err
 
 
-def test_harm_guard_off_by_default_whichever_engine(tiny_checkpoint, monkeypatch):
-    """Evaluation measures the raw model: an engine that takes ``harm_guard`` gets False unless
-    --harm-guard; one without a guard is used as it is, and --harm-guard is then an error."""
-    import weather_restore_ros.engine as engine_mod
-    from weather_restore_ros.commands.evaluate import load_engine
-    from weather_restore_ros.engine import EngineError
+def test_harm_guard_off_by_default(tiny_checkpoint):
+    """Evaluation measures the raw model: the engine eval builds has its harm guard off unless
+    --harm-guard, where the commands that publish restore with it on."""
+    from weather_restore_ros.cli import build_parser
+    from weather_restore_ros.engine import RestorationEngine
+    from weather_restore_ros.engine_settings import settings_from_args
 
-    base = engine_mod.RestorationEngine
-    if 'harm_guard' not in __import__('inspect').signature(base.__init__).parameters:
-        engine, state = load_engine(str(tiny_checkpoint), 'cpu')
-        assert state is (False if hasattr(engine, 'harm_guard') else None)
-        if not hasattr(engine, 'harm_guard'):
-            with pytest.raises(EngineError, match='no harm guard'):
-                load_engine(str(tiny_checkpoint), 'cpu', harm_guard=True)
-
-    class Guarded(base):
-        def __init__(self, *args, harm_guard: bool = True, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.harm_guard = harm_guard
-
-    monkeypatch.setattr(engine_mod, 'RestorationEngine', Guarded)
-    assert load_engine(str(tiny_checkpoint), 'cpu')[1] is False
-    engine, state = load_engine(str(tiny_checkpoint), 'cpu', harm_guard=True)
-    assert state is True and engine.harm_guard is True
+    parser = build_parser()
+    argv = ['eval', '--holdout', '-o', 'x', '--checkpoint', str(tiny_checkpoint),
+            '--device', 'cpu']
+    for extra, guard in (([], False), (['--harm-guard'], True)):
+        settings = settings_from_args(parser.parse_args(argv + extra))
+        assert settings.harm_guard is guard
+        assert RestorationEngine.from_settings(settings).harm_guard is guard
+    assert settings_from_args(parser.parse_args(['restore', 'a.png', '-o', 'x'])).harm_guard
 
 
 def test_help_names_every_known_set():

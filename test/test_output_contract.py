@@ -148,8 +148,8 @@ def test_the_bag_writes_what_the_node_publishes(tmp_path, tiny_checkpoint, one_t
         try:
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             summary = restore_bag(info.path, tmp_path / 'out', RestoreOptions(
-                progress=False, mask=True, compressed=True, refresh_frames=3,
-                refresh_seconds=0.0), engine=node.engine)   # its streams are forgotten after
+                progress=False, mask=True, compressed=True, engine=node.engine.settings),
+                engine=node.engine)   # the node's settings; its streams are forgotten after
             assert summary.ok
             out_msgs, out_conns = read_bag(tmp_path / 'out')
             outputs = {t: c for t, c in out_conns.items() if t != '/front/image_raw'}

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bad_inputs import COMPRESSED, IMAGE, STORE, compressed, header, image
+from weather_restore_ros.engine_settings import EngineSettings
 from weather_restore_ros.frame_input import DEPTH_ENCODINGS
 from weather_restore_ros.imaging import SUPPORTED_ENCODINGS, encoding_layout, output_encoding
 
@@ -180,12 +181,8 @@ def engine(tiny_checkpoint):
     return RestorationEngine.from_checkpoint(str(tiny_checkpoint), device='cpu', warmup=False)
 
 
-_BAG_OPTIONS = {
-    'skip_clear': dict(skip_clear_threshold=1e-6, refresh_frames=0, refresh_seconds=0.0,
-                       scene_cut=0.0),
-    'downscale': dict(max_pixels=4096, oversize='downscale'),
-    'tile': dict(max_pixels=4096, oversize='tile'),
-}
+_BAG_SETTINGS = {   # what the bag tool gets for the node parameters above
+    path: EngineSettings.from_params(params) for path, params in _NODE_PARAMS.items()}
 
 
 @pytest.mark.parametrize('requested', ['same', 'bgr8'])
@@ -197,7 +194,7 @@ def test_bag_output_encoding_and_size_do_not_depend_on_the_path(encodings_bag, e
     from weather_restore_ros.rosbag.restore_bag import RestoreOptions, restore_bag
     inp, topics = encodings_bag
     options = RestoreOptions(progress=False, output_encoding=requested, compressed=True,
-                             **_BAG_OPTIONS.get(path, {}))
+                             engine=_BAG_SETTINGS.get(path, EngineSettings()))
     undo = _nan_model(engine) if path == 'invalid_output' else None
     spy = _Spy(engine, f'_{path}d') if path in ('downscale', 'tile') else None
     try:

@@ -158,7 +158,7 @@ def test_ema_math_torch():
     torch.testing.assert_close(cache.embedding, torch.tensor([1.0, 1.0]))
 
 
-def test_extras_and_stats_and_reset():
+def test_probs_and_stats_and_reset():
     clock = FakeClock()
     cache = PriorCache(RefreshPolicy(every_n_frames=3, max_age_s=0, scene_cut_threshold=0),
                        clock=clock)
@@ -166,11 +166,12 @@ def test_extras_and_stats_and_reset():
     assert s == {'frames': 0, 'refreshes': 0,
                  'reasons': {'empty': 0, 'frames': 0, 'age': 0, 'scene': 0},
                  'age_s': None, 'frames_since_refresh': 0}
-    assert cache.extras == {} and cache.embedding is None
+    assert cache.probs is None and cache.embedding is None
     cache.check(STATIC)
-    cache.store(np.ones(2), STATIC, extras={'label': 'rain'})
-    cache.extras['probs'] = np.array([0.1, 0.9])   # the live dict: callers may add to it
-    assert cache.extras['label'] == 'rain' and 'probs' in cache.extras
+    cache.store(np.ones(2), STATIC)
+    assert cache.probs is None                     # nothing computed from this frame yet
+    cache.probs = np.array([0.1, 0.9])             # the engine's verdict on the refresh frame
+    assert cache.probs.tolist() == [0.1, 0.9]
     clock.advance(0.5)
     cache.check(STATIC)
     s = cache.stats()
@@ -179,9 +180,11 @@ def test_extras_and_stats_and_reset():
     cache.check(STATIC)
     assert cache.check(STATIC) == 'frames'
     cache.store(np.ones(2), STATIC)
-    assert cache.extras == {}                      # store replaces extras
+    assert cache.probs is None                     # a new prior: the old verdict is gone
+    cache.probs = np.array([0.5, 0.5])
     cache.invalidate()
-    assert cache.embedding is None and cache.stats()['refreshes'] == 2
+    assert cache.embedding is None and cache.probs is None
+    assert cache.stats()['refreshes'] == 2
     assert cache.check(STATIC) == 'empty'
     cache.reset()
     assert cache.stats()['frames'] == 0 and cache.embedding is None

@@ -114,8 +114,11 @@ def run_bags(work: Path, checkpoint: str) -> dict:
 
 def run_demo_hashes(work: Path, checkpoint: str) -> dict:
     from weather_restore_ros.rosbag.demo import DemoOptions, run_demo
-    res = run_demo(DemoOptions(output=str(work / 'demo'), checkpoint=checkpoint, device='cpu',
-                               node_parameters={'prior.refresh_seconds': 2.5}, **DEMO),
+    # The model and device as node parameters: DemoOptions has spelled them differently
+    # (checkpoint=/device= fields, then an EngineSettings); node_parameters override either.
+    res = run_demo(DemoOptions(output=str(work / 'demo'),
+                               node_parameters={'checkpoint': checkpoint, 'device': 'cpu',
+                                                'prior.refresh_seconds': 2.5}, **DEMO),
                    log=lambda s: print(s, file=sys.stderr))
     cams = res.summary['cameras']
     return {'dropped': {c: v['dropped'] for c, v in cams.items()},

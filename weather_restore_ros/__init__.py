@@ -11,7 +11,11 @@ Layers, lowest first; each imports only the ones above it in this list:
   encoders/, harm, prior_cache   prior encoders; the do-no-harm measure; per-camera prior cache
   backends/        who runs the two networks for the engine: torch, or onnxruntime with the
                    graphs of backends/onnx_export (weather-restore export); onnx* imported lazily
-  checkpoint, factory, engine    checkpoints -> restorer + encoder -> GPU-resident inference
+  engine_settings  the engine's settings, validated once, and how each is spelled as a node
+                   parameter and a command-line flag; no torch
+  checkpoint, factory, devices, tiling, frame_transfer, engine
+                   checkpoints -> restorer + encoder -> GPU-resident inference (the device and
+                   precision a setting means here; frames over max_pixels; the frame upload)
   synth/, data/, metrics, baselines, holdout, stress, training, evaluation
                    training machines and tools/ (stress: the check tools/ship_model.py runs)
   ros/             the rclpy node (thin glue), its parameters, publishers, stats, diagnostics

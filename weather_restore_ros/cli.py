@@ -36,12 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name, module in COMMANDS:
+        # Every listed subcommand must import: a broken one fails here, loudly, naming it,
+        # instead of vanishing from --help.
         try:
             mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue  # subcommand not built yet
+        except ImportError as exc:
+            raise ImportError(f'weather-restore {name}: cannot import {module}: {exc}') from exc
         mod.register(sub)
     return parser
 

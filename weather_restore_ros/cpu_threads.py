@@ -129,16 +129,24 @@ def _thread_count(text: str) -> int:
     return value
 
 
-def add_threads_argument(parser, *, training: bool = False) -> None:
-    """``--threads N`` with the same meaning in every command (``args.threads``, None = auto)."""
+def threads_help(*, training: bool = False) -> str:
+    """What ``--threads`` (and the node's ``threads`` parameter) means, in one wording."""
     if training:
         default = ('default: torch decides (every core: a training machine is not shared); '
                    'given, the wait policy below applies too')
     else:
         default = (f'default: OMP_NUM_THREADS if set, else half the cores, at most '
                    f'{MAX_DEFAULT_THREADS}')
-    parser.add_argument(
-        '--threads', type=_thread_count, default=None, metavar='N',
-        help=f'CPU threads for torch (0 = automatic; {default}). Idle OpenMP threads sleep '
-             '(OMP_WAIT_POLICY=PASSIVE unless the environment sets it): on a shared CPU, '
-             'spinning threads and barriers waiting on a descheduled thread multiply latency')
+    what = 'torch' if training else 'torch and onnxruntime'
+    return (f'CPU threads for {what} (0 = automatic; {default}). Applied once, '
+            'before torch loads. Idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE unless the '
+            'environment sets it): on a shared CPU, spinning threads and barriers waiting on a '
+            'descheduled thread multiply latency')
+
+
+def add_threads_argument(parser, *, training: bool = False) -> None:
+    """``--threads N`` of ``weather-restore train`` (``args.threads``, None = auto); the
+    commands that run the engine take it from ``engine_settings.add_engine_arguments``, with
+    the same wording (:func:`threads_help`)."""
+    parser.add_argument('--threads', type=_thread_count, default=None, metavar='N',
+                        help=threads_help(training=training))

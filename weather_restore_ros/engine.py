@@ -15,14 +15,14 @@ The two networks run on a backend (:mod:`weather_restore_ros.backends`, ``backen
 ``'onnxruntime'``): it is called for the restorer's forward and the encoder's, and everything
 else here -- cache, skipping, tiling, guards -- is the same code for both.
 
-Frames over ``max_pixels`` are restored in overlapping tiles (``oversize='tile'``; tiles are
-aligned to the network's stride and blended so that, where the network's receptive field fits in
-a quarter of the overlap, the result equals the untiled one) or at a reduced size
-(``'downscale'``: the correction is computed small and upsampled onto the full-size frame).
+What the engine does is an :class:`~weather_restore_ros.engine_settings.EngineSettings` (built
+from one, changed while running with :meth:`RestorationEngine.apply`). Frames over
+``max_pixels`` are restored in overlapping tiles or at a reduced size
+(:mod:`weather_restore_ros.tiling`).
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,24 +30,19 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import DEFAULT_WEATHER_CLASSES, harm
-from .backends import BACKENDS, BackendUnavailable, make_backend
+from . import DEFAULT_WEATHER_CLASSES, harm, tiling
+from .backends import BackendUnavailable, make_backend
 from .checkpoint import Checkpoint, check_clip_matches, load_checkpoint
+from .devices import PRECISIONS, resolve_device, resolve_precision
 from .encoders import ClipPrior
+from .engine_settings import RUNTIME_FIELDS, EngineError, EngineSettings
 from .factory import encoder_from_checkpoint, restorer_from_checkpoint
+from .frame_transfer import StagingBuffer, check_frame, upload
 from .model.restorer import WeatherRestorer
 from .prior_cache import PriorCache, RefreshPolicy, scene_thumbnail
 
-PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
-OVERSIZE_MODES = ('tile', 'downscale')
-CLASSIFIERS = ('head', 'zero_shot')
 STAGES = ('upload', 'clip', 'restore', 'download', 'total')
-
-
-class EngineError(ValueError):
-    """A frame or a setting the engine cannot work with; the message says which."""
 
 
 @dataclass
@@ -64,75 +59,21 @@ class RestoreResult:
     replaced_fraction: float = 0.0    # the share of the frame the harm guard gave the input back
 
 
-def resolve_device(device: str | torch.device = 'auto') -> torch.device:
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device; EngineError if it cannot be used."""
-    if str(device) == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise EngineError(f'device must be auto, cpu, cuda or cuda:N; got {device!r}') from exc
-    if dev.type not in ('cpu', 'cuda'):
-        raise EngineError(f'device must be auto, cpu, cuda or cuda:N; got {device!r}')
-    if dev.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise EngineError(f'device {str(device)!r} requested but CUDA is not available '
-                              f'(torch {torch.__version__}, built with CUDA '
-                              f'{torch.version.cuda}); use device cpu or auto')
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise EngineError(f'device {str(device)!r} requested but only '
-                              f'{torch.cuda.device_count()} CUDA device(s) are visible')
-        if dev.index is None:
-            dev = torch.device('cuda', torch.cuda.current_device())
-    return dev
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """'auto' (fp16 on CUDA, fp32 on CPU) | 'fp32' | 'fp16' (CUDA only) | 'bf16'."""
-    if precision == 'auto':
-        return torch.float16 if device.type == 'cuda' else torch.float32
-    if precision not in PRECISIONS:
-        raise EngineError(f'precision must be one of auto, {", ".join(PRECISIONS)}; '
-                          f'got {precision!r}')
-    if precision == 'fp16' and device.type != 'cuda':
-        raise EngineError('precision fp16 runs only on CUDA devices (CPU half-precision '
-                          'convolutions are slow or unsupported); use fp32, or bf16 on a CPU '
-                          'with AVX512-BF16/AMX')
-    if precision == 'bf16' and device.type == 'cuda' and not torch.cuda.is_bf16_supported():
-        raise EngineError(f'bf16 is not supported on {torch.cuda.get_device_name(device)}; '
-                          'use fp16')
-    return PRECISIONS[precision]
-
-
 class _Stream:
     """Per-camera state: the prior cache and (CUDA) the reused pinned upload buffer."""
 
     def __init__(self, policy: RefreshPolicy):
         self.cache = PriorCache(policy)
-        self.host: torch.Tensor | None = None            # pinned HxWxC uint8
-        self.copied: torch.cuda.Event | None = None       # recorded after the copy from `host`
-
-    def stage(self, frame: np.ndarray) -> torch.Tensor:
-        """``frame`` in this stream's pinned buffer, ready for a non-blocking copy.
-
-        The buffer is rewritten only after the previous asynchronous copy out of it finished
-        (its event), so a frame can never be overwritten while the device still reads it.
-        """
-        if self.copied is not None:
-            self.copied.synchronize()
-        if self.host is None or tuple(self.host.shape) != frame.shape:
-            self.host = torch.empty(frame.shape, dtype=torch.uint8, pin_memory=True)
-        self.host.numpy()[...] = frame
-        return self.host
+        self.staging = StagingBuffer()
 
 
 class RestorationEngine:
     """Restore frames of any number of camera streams with one shared model.
 
-    Thread-safe: calls are serialised by a lock, so a node may call it from a worker thread while
-    its parameter callback changes the settings (``refresh_policy``, ``skip_clear_threshold``,
-    ``max_pixels``, ``oversize``, ``harm_guard`` may be changed at any time; they apply from
-    the next call).
+    Built from an :class:`EngineSettings` (``settings``, plus keyword overrides of its fields:
+    ``RestorationEngine(model, clip, names, device='cpu', warmup=False)``). Thread-safe: calls
+    are serialised by a lock, so a node may call it from a worker thread while its parameter
+    callback changes the runtime settings with :meth:`apply`; they apply from the next call.
 
     ``harm_guard`` (default on): every restored frame is checked against its input with
     :func:`weather_restore_ros.harm.guard`; blocks where the network sprayed coloured speckle
@@ -144,27 +85,25 @@ class RestorationEngine:
     ``onnx_dir`` or exported into a cache folder at start-up; ``threads`` sets its CPU threads,
     default torch's; ``log(str)`` hears which providers it chose). The settings, the prior
     cache and the guards do not depend on it.
+
+    ``tile_size``/``tile_overlap`` (tiling of oversize frames) and ``warmup_shape`` are tuning
+    of this class, not settings a user chooses.
     """
 
     def __init__(self, model: WeatherRestorer, clip: ClipPrior,
-                 class_names: Iterable[str] = DEFAULT_WEATHER_CLASSES, *,
-                 device: str = 'auto', precision: str = 'auto',
-                 refresh: RefreshPolicy | None = None, classifier: str = 'head',
-                 skip_clear_threshold: float = 0.0, max_pixels: int = 1920 * 1080,
-                 oversize: str = 'tile', tile_size: int = 512, tile_overlap: int = 64,
-                 warmup: bool = True, warmup_shape: tuple[int, int] = (480, 640),
-                 harm_guard: bool = True, backend: str = 'torch', onnx_dir: str | None = None,
-                 threads: int | None = None, log=None):
-        self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
+                 class_names: Iterable[str] = DEFAULT_WEATHER_CLASSES,
+                 settings: EngineSettings | None = None, *, tile_size: int = 512,
+                 tile_overlap: int = 64, warmup_shape: tuple[int, int] = (480, 640), log=None,
+                 **overrides):
+        settings = (settings or EngineSettings()).replace(**overrides)
+        self.device = resolve_device(settings.device)
+        self.dtype = resolve_precision(settings.precision, self.device)
         self.precision = {v: k for k, v in PRECISIONS.items()}[self.dtype]
         self.class_names = tuple(class_names)
         if len(self.class_names) != model.cfg.num_classes:
             raise EngineError(f'{len(self.class_names)} class names for a model with '
                               f'{model.cfg.num_classes} classes')
-        if classifier not in CLASSIFIERS:
-            raise EngineError(f'classifier must be one of {CLASSIFIERS}, got {classifier!r}')
-        if classifier == 'zero_shot' and clip.text_embeddings is None:
+        if settings.classifier == 'zero_shot' and clip.text_embeddings is None:
             raise EngineError('classifier=zero_shot needs a CLIP with class text embeddings; '
                               "this checkpoint's CLIP has no text tower (use classifier=head)")
         if model.cfg.needs_clip and clip.embed_dim != model.cfg.clip_dim:
@@ -173,22 +112,16 @@ class RestorationEngine:
         if tile_size < 1 or tile_overlap < 0 or tile_overlap * 2 >= tile_size:
             raise EngineError(f'need tile_size > 2 * tile_overlap >= 0, got tile_size '
                               f'{tile_size}, tile_overlap {tile_overlap}')
-        check_backend(backend)
-        self.classifier = classifier
-        self.skip_clear_threshold = float(skip_clear_threshold)
-        self.harm_guard = bool(harm_guard)
-        self.max_pixels = max_pixels
-        self.oversize = oversize
+        self._settings = settings
         self.tile_size, self.tile_overlap = int(tile_size), int(tile_overlap)
         self.checkpoint: Checkpoint | None = None
-        self._policy = refresh if refresh is not None else RefreshPolicy()
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()          # one inference at a time
         self._streams_lock = threading.Lock()  # the stream table (diagnostics read it too)
         try:  # before the modules move: an ONNX export traces them on the CPU in fp32
-            self.backend = make_backend(backend, model, clip, device=self.device,
-                                        dtype=self.dtype, threads=threads, onnx_dir=onnx_dir,
-                                        log=log)
+            self.backend = make_backend(settings.backend, model, clip, device=self.device,
+                                        dtype=self.dtype, threads=settings.threads,
+                                        onnx_dir=settings.onnx_dir, log=log)
         except BackendUnavailable as exc:
             raise EngineError(str(exc)) from exc
 
@@ -202,61 +135,68 @@ class RestorationEngine:
             self.clip = self.clip.to(self.dtype)
         for p in list(self.model.parameters()) + list(self.clip.parameters()):
             p.requires_grad_(False)
-        self.warmup_ms = self.warm_up(warmup_shape) if warmup else 0.0
+        self.warmup_ms = self.warm_up(warmup_shape) if settings.warmup else 0.0
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | None = None, *, clip_model: str | None = None,
-                        clip_pretrained: str | None = None, clip_cache_dir: str | None = None,
-                        device: str = 'auto', **kwargs) -> 'RestorationEngine':
-        """Load a checkpoint (``None``: the shipped model) and the CLIP it was trained with.
-
-        ``clip_model``/``clip_pretrained``: the configured CLIP, checked against the one in the
-        checkpoint (None/empty: use the checkpoint's). Other keyword arguments go to ``__init__``.
-        """
-        ckpt = load_checkpoint(checkpoint)
-        check_clip_matches(ckpt.clip, clip_model, clip_pretrained)  # before any slow load
-        device_ = resolve_device(device)
-        resolve_precision(kwargs.get('precision', 'auto'), device_)  # fail before loading
-        check_backend(kwargs.get('backend', 'torch'))
+    def from_settings(cls, settings: EngineSettings, **kwargs) -> 'RestorationEngine':
+        """Load ``settings.checkpoint`` (None: the shipped model) and the CLIP it was trained
+        with; ``settings.clip_model``/``clip_pretrained``, when set, are checked against the
+        checkpoint's. ``kwargs``: ``tile_size``, ``tile_overlap``, ``warmup_shape``, ``log``."""
+        ckpt = load_checkpoint(settings.checkpoint)
+        check_clip_matches(ckpt.clip, settings.clip_model, settings.clip_pretrained)
+        device = resolve_device(settings.device)
+        resolve_precision(settings.precision, device)  # fail before any slow load
         model = restorer_from_checkpoint(ckpt)
-        clip = encoder_from_checkpoint(ckpt, clip_model, clip_pretrained, clip_cache_dir)
-        engine = cls(model, clip, ckpt.class_names, device=str(device_), **kwargs)
+        clip = encoder_from_checkpoint(ckpt, settings.clip_model, settings.clip_pretrained,
+                                       settings.clip_cache_dir)
+        engine = cls(model, clip, ckpt.class_names, settings.replace(device=str(device)),
+                     **kwargs)
         engine.checkpoint = ckpt
         return engine
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | None = None, **kwargs) -> 'RestorationEngine':
+        """:meth:`from_settings` with the settings given as keywords (``device='cpu'``,
+        ``refresh=RefreshPolicy(...)``, ...); the other keywords go to ``__init__``."""
+        names = {f.name for f in dataclasses.fields(EngineSettings)}
+        fields = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        return cls.from_settings(EngineSettings(checkpoint=checkpoint, **fields), **kwargs)
+
     # ----------------------------------------------------------------- settings at runtime
     @property
-    def refresh_policy(self) -> RefreshPolicy:
-        return self._policy
+    def settings(self) -> EngineSettings:
+        """What the engine was built with, runtime settings as last applied."""
+        return self._settings
 
-    @refresh_policy.setter
-    def refresh_policy(self, policy: RefreshPolicy) -> None:
-        if not isinstance(policy, RefreshPolicy):
-            raise TypeError(f'refresh_policy must be a RefreshPolicy, got {type(policy).__name__}')
+    def apply(self, settings: EngineSettings) -> None:
+        """Take the runtime settings of ``settings`` (``RUNTIME_FIELDS``: harm_guard,
+        skip_clear_threshold, max_pixels, oversize, refresh) from the next call on; every
+        stream's prior cache gets the refresh policy, keeping its prior. The other fields
+        (checkpoint, device, precision, backend, ...) are what the engine was built with and
+        are not looked at: changing them means building another engine."""
+        if not isinstance(settings, EngineSettings):
+            raise TypeError(f'apply takes EngineSettings, got {type(settings).__name__}')
+        new = self._settings.replace(**{f: getattr(settings, f) for f in RUNTIME_FIELDS})
         with self._streams_lock:
-            self._policy = policy
+            self._settings = new
             for s in self._streams.values():
-                s.cache.policy = policy
+                s.cache.policy = new.refresh
 
-    @property
-    def max_pixels(self) -> int:
-        return self._max_pixels
+    def _set(self, **change) -> None:
+        self.apply(self._settings.replace(**change))
 
-    @max_pixels.setter
-    def max_pixels(self, value: int) -> None:
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise EngineError(f'max_pixels must be a positive whole number, got {value!r}')
-        self._max_pixels = int(value)
-
-    @property
-    def oversize(self) -> str:
-        return self._oversize
-
-    @oversize.setter
-    def oversize(self, value: str) -> None:
-        if value not in OVERSIZE_MODES:
-            raise EngineError(f'oversize must be one of {OVERSIZE_MODES}, got {value!r}')
-        self._oversize = value
+    # Read-only views of the settings; the setters are shorthand for apply(settings.replace()).
+    classifier = property(lambda self: self._settings.classifier)
+    refresh_policy = property(lambda self: self._settings.refresh,
+                              lambda self, v: self._set(refresh=v))
+    skip_clear_threshold = property(lambda self: self._settings.skip_clear_threshold,
+                                    lambda self, v: self._set(skip_clear_threshold=v))
+    harm_guard = property(lambda self: self._settings.harm_guard,
+                          lambda self, v: self._set(harm_guard=v))
+    max_pixels = property(lambda self: self._settings.max_pixels,
+                          lambda self, v: self._set(max_pixels=v))
+    oversize = property(lambda self: self._settings.oversize,
+                        lambda self, v: self._set(oversize=v))
 
     def cache(self, stream: str) -> PriorCache:
         """The stream's prior cache (created empty on first use)."""
@@ -267,7 +207,7 @@ class RestorationEngine:
         the stream has no prior yet."""
         with self._streams_lock:
             s = self._streams.get(stream)
-        probs = None if s is None else s.cache.extras.get('probs')
+        probs = None if s is None else s.cache.probs
         if probs is None:
             return None
         scores = dict(zip(self.class_names, (float(p) for p in probs.float().cpu())))
@@ -286,7 +226,7 @@ class RestorationEngine:
         with self._streams_lock:
             s = self._streams.get(name)
             if s is None:
-                s = self._streams[name] = _Stream(self._policy)
+                s = self._streams[name] = _Stream(self._settings.refresh)
             return s
 
     # ------------------------------------------------------------------------ inference
@@ -310,7 +250,7 @@ class RestorationEngine:
         names = [s for s, _ in frames]
         if len(set(names)) != len(names):
             raise EngineError('one frame per stream per batch: the prior cache is per stream')
-        arrays = [_check_frame(a) for _, a in frames]
+        arrays = [check_frame(a) for _, a in frames]
         results: list[RestoreResult | None] = [None] * len(frames)
         groups: dict[tuple, list[int]] = {}
         for i, a in enumerate(arrays):
@@ -325,7 +265,8 @@ class RestorationEngine:
     def _restore_group(self, names: list[str], arrays: list[np.ndarray]) -> list[RestoreResult]:
         timer = _StageTimer(self.device)
         streams = [self._stream(n) for n in names]
-        rgb8, x = self._upload(streams, arrays)
+        rgb8, x = upload([s.staging for s in streams], arrays, self.device, self.dtype,
+                         self._memory_format)
         timer.mark('upload')
 
         thumbs = scene_thumbnail(x)
@@ -368,7 +309,7 @@ class RestorationEngine:
             probs[run] = p
             for j, i in enumerate(run):
                 if reasons[i] is not None:  # the stream's verdict, used by skip/classify_cached
-                    streams[i].cache.extras['probs'] = p[j]
+                    streams[i].cache.probs = p[j]
         timer.mark('restore')
 
         img_u8 = img8.contiguous().cpu().numpy()
@@ -408,40 +349,15 @@ class RestorationEngine:
         replaced[run] = g.replaced
         return img8, mask
 
-    def _upload(self, streams: list[_Stream], arrays: list[np.ndarray]):
-        """Equal-shape uint8 HxWxC frames -> (uint8 [B,H,W,3] RGB view, float [B,3,H,W] in
-        [0,1] in the compute dtype), both on the device. One host->device copy per frame;
-        grey/RGBA conversion happens on the device."""
-        shape = (len(arrays), *arrays[0].shape)
-        if self.device.type == 'cuda':
-            dev = torch.empty(shape, dtype=torch.uint8, device=self.device)
-            cuda_stream = torch.cuda.current_stream(self.device)
-            for i, (s, a) in enumerate(zip(streams, arrays)):
-                dev[i].copy_(s.stage(a), non_blocking=True)
-                if s.copied is None:
-                    s.copied = torch.cuda.Event()
-                s.copied.record(cuda_stream)
-        else:
-            dev = torch.empty(shape, dtype=torch.uint8)
-            host = dev.numpy()   # copying through numpy also accepts read-only message buffers
-            for i, a in enumerate(arrays):
-                host[i] = a
-        if dev.shape[-1] == 1:
-            dev = dev.expand(-1, -1, -1, 3)
-        elif dev.shape[-1] == 4:
-            dev = dev[..., :3]
-        x = dev.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
-        return dev, x.contiguous(memory_format=self._memory_format)
-
     def _confidently_clear(self, cache: PriorCache) -> bool:
         thr = self.skip_clear_threshold
-        probs = cache.extras.get('probs')
+        probs = cache.probs
         if thr <= 0 or probs is None or 'clear' not in self.class_names:
             return False
         return float(probs[self.class_names.index('clear')]) >= thr
 
     def _cached_probs(self, cache: PriorCache) -> torch.Tensor:
-        probs = cache.extras.get('probs')
+        probs = cache.probs
         if probs is None:
             return torch.full((len(self.class_names),), 1.0 / len(self.class_names),
                               device=self.device)
@@ -464,85 +380,17 @@ class RestorationEngine:
         return self._tiled(x, emb)
 
     def _downscaled(self, x: torch.Tensor, emb: torch.Tensor):
-        """Restore at <= max_pixels, then add the upsampled *correction* to the full-size input:
-        full-resolution detail survives, the weather removal is kept (at lower resolution)."""
-        h, w = x.shape[-2:]
-        scale = math.sqrt(self.max_pixels / (h * w))
-        size = (max(1, int(h * scale)), max(1, int(w * scale)))
-        small = F.interpolate(x, size=size, mode='area')
-        image, mask, logits = self.backend.restore(small, emb)
-        delta = F.interpolate(image - small, size=(h, w), mode='bilinear', align_corners=False)
-        mask = F.interpolate(mask, size=(h, w), mode='bilinear', align_corners=False)
-        return (x + delta).clamp_(0, 1), mask.clamp_(0, 1), logits
+        return tiling.downscaled(self.backend.restore, x, emb, self.max_pixels)
+
+    def _tiled(self, x: torch.Tensor, emb: torch.Tensor):
+        return tiling.tiled(self.backend.restore, x, emb, self.tile_layout(*x.shape[-2:]))
 
     def tile_layout(self, h: int, w: int) -> tuple[int, int, list[tuple[int, int]],
                                                       list[tuple[int, int]]]:
-        """(tile size, overlap, row spans, column spans) used for an ``h x w`` frame.
-
-        The tile side is ``tile_size``, at most ``sqrt(max_pixels)``, rounded down to the
-        network's stride; the overlap is rounded up to the stride (and shrunk if the tile is too
-        small for it), so every tile starts on the stride grid of the whole frame.
-        """
-        s = self.model.stride
-        t = max(s, min(self.tile_size, math.isqrt(self.max_pixels)) // s * s)
-        ov = -(-self.tile_overlap // s) * s
-        if 2 * ov >= t:
-            ov = max(0, (t - 1) // 2) // s * s
-        return t, ov, _tile_spans(h, t, ov), _tile_spans(w, t, ov)
-
-    def _tiled(self, x: torch.Tensor, emb: torch.Tensor):
-        """Overlapping tiles; in each overlap the outer quarter next to a tile's inner edge
-        (where zero padding distorts the output) gets weight 0, the middle half a linear
-        cross-fade. Weights of overlapping tiles sum to 1."""
-        h, w = x.shape[-2:]
-        _, ov, rows, cols = self.tile_layout(h, w)
-        image = torch.zeros_like(x)
-        mask = torch.zeros_like(x[:, :1])
-        logits = 0
-        for y0, y1 in rows:
-            wy = _blend_weights(y1 - y0, ov, y0 > 0, y1 < h, x.device)
-            for x0, x1 in cols:
-                wx = _blend_weights(x1 - x0, ov, x0 > 0, x1 < w, x.device)
-                win = (wy[:, None] * wx[None, :]).to(x.dtype)
-                t_image, t_mask, t_logits = self.backend.restore(x[..., y0:y1, x0:x1], emb)
-                image[..., y0:y1, x0:x1] += t_image * win
-                mask[..., y0:y1, x0:x1] += t_mask * win
-                logits = logits + t_logits.float()
-        return image.clamp_(0, 1), mask.clamp_(0, 1), logits / (len(rows) * len(cols))
-
-
-def check_backend(name: str) -> None:
-    if name not in BACKENDS:
-        raise EngineError(f'backend must be one of {", ".join(BACKENDS)}; got {name!r}')
-
-
-def _tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """[start, end) spans of ``tile`` (the last one shorter) stepping by ``tile - overlap``.
-    The last span is always longer than ``overlap``, so each overlap lies inside both tiles."""
-    spans, start = [], 0
-    while True:
-        end = min(start + tile, length)
-        spans.append((start, end))
-        if end >= length:
-            return spans
-        start += tile - overlap
-
-
-def _blend_weights(n: int, overlap: int, lead: bool, trail: bool, device) -> torch.Tensor:
-    """Per-pixel weights of a tile along one axis; ``lead``/``trail``: that edge is inside the
-    frame (another tile overlaps it). Over the ``overlap`` pixels at an inner edge: ``m =
-    overlap // 4`` zeros, a linear ramp, ``m`` ones -- the mirror image of the neighbour's."""
-    w = torch.ones(n, device=device)
-    if overlap:
-        m = overlap // 4
-        span = overlap - 2 * m + 1
-        ramp = (torch.arange(overlap, device=device, dtype=torch.float32) - m + 1
-                ).clamp_(0, span) / span
-        if lead:
-            w[:overlap] = ramp
-        if trail:
-            w[n - overlap:] = w[n - overlap:] * ramp.flip(0)
-    return w
+        """(tile size, overlap, row spans, column spans) used for an ``h x w`` frame
+        (:func:`weather_restore_ros.tiling.layout`)."""
+        return tiling.layout(h, w, stride=self.model.stride, tile_size=self.tile_size,
+                             tile_overlap=self.tile_overlap, max_pixels=self.max_pixels)
 
 
 def _finite_or_input(x: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
@@ -562,21 +410,6 @@ def _finite_or_input(x: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
 
 def _to_uint8(t: torch.Tensor) -> torch.Tensor:
     return (t.float().clamp(0, 1) * 255).round_().to(torch.uint8)
-
-
-def _check_frame(a: np.ndarray) -> np.ndarray:
-    """A valid HxWxC (C = 1, 3, 4) uint8 frame (a view when possible), else EngineError."""
-    if not isinstance(a, np.ndarray) or a.dtype != np.uint8:
-        raise EngineError(f'frames must be uint8 numpy arrays, got {type(a).__name__}'
-                          f'{" " + str(a.dtype) if isinstance(a, np.ndarray) else ""}')
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise EngineError(f'frames must be HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA); '
-                          f'got shape {a.shape}')
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        raise EngineError(f'empty frame ({a.shape[1]}x{a.shape[0]})')
-    return a
 
 
 class _StageTimer:

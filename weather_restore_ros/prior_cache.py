@@ -5,10 +5,12 @@ expensive part of a frame after the restorer itself) runs only when a stream's p
 every N frames, after a maximum age, or when the scene changes (a cut, a camera switch, a sudden
 downpour). One :class:`PriorCache` serves one stream (camera); the engine keeps one per stream.
 
-The module imports no torch, no cv2 at import time: the values it stores (embeddings,
-thumbnails) may be numpy arrays or torch tensors on any device, and every operation on them is
-written so both work (``a * old + (1 - a) * new`` for the EMA, ``float(abs(x - y).mean())`` for
-the scene distance). torch and cv2 are imported lazily, only for the kind of frame given.
+The module imports no torch, no cv2, no numpy at import time: the values it stores
+(embeddings, thumbnails) may be numpy arrays or torch tensors on any device, and every operation
+on them is written so both work (``a * old + (1 - a) * new`` for the EMA, ``float(abs(x -
+y).mean())`` for the scene distance). torch, cv2 and numpy are imported lazily, only for the kind
+of frame given; the command-line parsers take :class:`RefreshPolicy`'s defaults (through
+``engine_settings``) and ``--help`` stays fast.
 """
 from __future__ import annotations
 
@@ -19,8 +21,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
-
-import numpy as np
 
 REASONS = ('empty', 'frames', 'age', 'scene')
 THUMBNAIL_SIZE = 16
@@ -83,12 +83,14 @@ def scene_thumbnail(frame, size: int = THUMBNAIL_SIZE):
     torch = sys.modules.get('torch')  # a tensor can only exist if torch was imported already
     if torch is not None and isinstance(frame, torch.Tensor):
         return _tensor_thumbnail(frame, size)
-    return _numpy_thumbnail(np.asarray(frame), size)
+    return _numpy_thumbnail(frame, size)
 
 
-def _numpy_thumbnail(frame: np.ndarray, size: int) -> np.ndarray:
+def _numpy_thumbnail(frame, size: int):
     import cv2
+    import numpy as np
 
+    frame = np.asarray(frame)
     if frame.ndim == 4:
         return np.stack([_numpy_thumbnail(f, size) for f in frame])
     if frame.ndim not in (2, 3) or frame.shape[0] == 0 or frame.shape[1] == 0:
@@ -194,13 +196,19 @@ class PriorCache:
         return self._thumbnail
 
     @property
-    def extras(self) -> dict:
-        """Values stored with the prior (e.g. class probabilities, patch tokens).
+    def probs(self):
+        """The weather class probabilities of the frame the prior was refreshed from (the
+        camera's cached verdict: skip-when-clear and ``classify_cached`` read it), or None.
 
-        The dict itself is returned, so callers may add entries after a refresh; ``store``
-        replaces it (extras are not smoothed).
+        Set by the engine after the network ran on that frame (so after :meth:`store`, which
+        clears it, as dropping the prior does): never smoothed, never older than the prior.
         """
-        return self._extras
+        return self._probs
+
+    @probs.setter
+    def probs(self, value) -> None:
+        with self._lock:
+            self._probs = value
 
     @property
     def age_s(self) -> float | None:
@@ -224,7 +232,7 @@ class PriorCache:
     def _clear_prior(self) -> None:
         self._embedding = None
         self._thumbnail = None
-        self._extras: dict = {}
+        self._probs = None
         self._stored_at: float | None = None
         self._since = 0
         self._pending: str | None = None
@@ -269,13 +277,13 @@ class PriorCache:
             return True
         return thumbnail_distance(thumbnail, ref) > threshold
 
-    def store(self, embedding, thumbnail=None, extras: dict | None = None) -> None:
+    def store(self, embedding, thumbnail=None) -> None:
         """Store a freshly computed prior (and the thumbnail of the frame it came from).
 
         With ``policy.ema > 0`` a periodic refresh blends: ``ema * old + (1 - ema) * new``;
         after 'empty', 'scene', or when the old prior's kind/shape differs, the new prior
         replaces the old one. No renormalisation: a blend of unit vectors is slightly shorter
-        than 1 (the caller may renormalise). ``extras`` replaces the stored extras.
+        than 1 (the caller may renormalise). The cached :attr:`probs` are cleared.
         """
         with self._lock:
             a = self._policy.ema
@@ -287,7 +295,7 @@ class PriorCache:
             self._embedding = a * old + (1.0 - a) * embedding if blend else embedding
             if thumbnail is not None:
                 self._thumbnail = thumbnail
-            self._extras = dict(extras) if extras else {}
+            self._probs = None
             self._stored_at = self._clock()
             self._since = 0
             self._pending = None

@@ -7,7 +7,7 @@ from . import image_size as _size   # the one WIDTHxHEIGHT parser (--size)
 
 
 def register(sub) -> None:
-    from ..cpu_threads import add_threads_argument
+    from ..engine_settings import add_engine_arguments
 
     p = sub.add_parser(
         'bench', help='measure per-frame latency',
@@ -22,10 +22,7 @@ def register(sub) -> None:
                                                 'with --backends)')
     p.add_argument('--size', type=_size, nargs='+', default=[(640, 480)],
                    help='WIDTHxHEIGHT ... (default 640x480; --load and --node: the first)')
-    add_threads_argument(p)   # torch's threads; onnxruntime's intra-op threads too
     p.add_argument('--iters', type=int, default=20)
-    p.add_argument('--device', default='cpu', help='cpu | cuda | cuda:N | auto')
-    p.add_argument('--precision', default='auto', help='engine: auto | fp32 | fp16 | bf16')
     p.add_argument('--engine', action='store_true',
                    help='also time the full engine with the shipped (or --checkpoint) model')
     p.add_argument('--checkpoint', nargs='+', metavar='CKPT',
@@ -37,8 +34,6 @@ def register(sub) -> None:
     p.add_argument('--backends', nargs='+', choices=('torch', 'onnxruntime'),
                    help='time the shipped (or first --checkpoint) model on these backends side '
                         'by side, e.g. --backends torch onnxruntime')
-    p.add_argument('--onnx-dir', metavar='DIR',
-                   help='onnxruntime: graphs from weather-restore export (default: the cache)')
     p.add_argument('--load', type=int, default=0, metavar='N',
                    help='engine: also time it while N busy-loop processes run (load levels '
                         '0..N in one run, interleaved; each thread setting in its own process)')
@@ -46,6 +41,11 @@ def register(sub) -> None:
                    help='with --load: compare thread counts, OpenMP wait policies and inter-op '
                         'threads against the chosen setting')
     p.add_argument('--json', metavar='PATH', help='--load / --node: also write the report here')
+    # --checkpoint and --backends above take several, timed side by side, instead of the
+    # engine's one. Device cpu by default, not auto: the network figures are CPU figures
+    # unless a GPU is asked for by name, whatever the machine has. (--load and --node use
+    # the device, precision, threads and first checkpoint only.)
+    add_engine_arguments(p, defaults={'device': 'cpu'}, omit=('checkpoint', 'backend'))
     from ..node_bench.cli import add_arguments as add_node_arguments
     add_node_arguments(p)
     p.set_defaults(func=run)
@@ -61,8 +61,9 @@ def run(args) -> int:
     if args.load:   # quiet and loaded in one run, one process per thread setting
         from ..thread_bench import run as run_under_load
         return run_under_load(args)
-    from ..cpu_threads import configure
-    args.threads = configure(args.threads).threads   # before torch starts its pool
+    from ..engine_settings import settings_from_args
+    settings = settings_from_args(args)
+    args.threads = settings.configure_threads().threads   # before torch starts its pool
 
     from ..checkpoint import CheckpointError
     from ..encoders import MissingWeightsError
@@ -87,10 +88,11 @@ def run(args) -> int:
     except EngineError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
+    settings = settings.replace(device=device, threads=args.threads)
     if args.backends:
         from .bench_backends import compare_backends
         try:
-            return compare_backends(args, device)
+            return compare_backends(args, settings)
         except (CheckpointError, EngineError, MissingWeightsError) as exc:
             print(f'error: {exc}', file=sys.stderr)
             return 2
@@ -98,9 +100,9 @@ def run(args) -> int:
     if args.engine:  # load first: a missing checkpoint fails before minutes of timing
         for ckpt in args.checkpoint or ['shipped']:
             try:
-                engines.append((ckpt, RestorationEngine.from_checkpoint(
-                    None if ckpt == 'shipped' else ckpt, device=device,
-                    precision=args.precision, warmup_shape=(h, w))))
+                engines.append((ckpt, RestorationEngine.from_settings(
+                    settings.replace(checkpoint=None if ckpt == 'shipped' else ckpt),
+                    warmup_shape=(h, w))))
             except (CheckpointError, EngineError, MissingWeightsError) as exc:
                 print(f'error: {exc}', file=sys.stderr)
                 return 2

@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 
 
-def compare_backends(args, device: str) -> int:
+def compare_backends(args, settings) -> int:
+    """``settings``: the engine's (device resolved, threads applied); each backend and the
+    first --checkpoint replace its own."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -22,9 +24,8 @@ def compare_backends(args, device: str) -> int:
     w0, h0 = args.size[0]
     engines = {}
     for name in dict.fromkeys(args.backends):   # load all first: a failure costs no timing
-        engines[name] = RestorationEngine.from_checkpoint(
-            None if ckpt == 'shipped' else ckpt, device=device, precision=args.precision,
-            backend=name, threads=args.threads, onnx_dir=args.onnx_dir,
+        engines[name] = RestorationEngine.from_settings(
+            settings.replace(checkpoint=None if ckpt == 'shipped' else ckpt, backend=name),
             warmup_shape=(h0, w0), log=lambda line: None)
     first = next(iter(engines.values()))
     names = list(engines)

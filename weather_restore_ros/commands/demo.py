@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import sys
 
-from . import add_backend_arguments, rclpy_missing
 from . import image_size as _size   # the one WIDTHxHEIGHT parser (--size)
+from . import rclpy_missing
 
 
 def register(sub) -> None:
-    from ..cpu_threads import add_threads_argument
+    from ..engine_settings import add_engine_arguments
     p = sub.add_parser(
         'demo', help='run the live node on a generated two-camera bag and show the results',
         description=(
@@ -18,29 +18,24 @@ def register(sub) -> None:
             'it runs in a private DDS domain limited to this machine (see --domain-id).'))
     p.add_argument('--output', '-o', default='weather_restore_demo',
                    help='output folder (default ./weather_restore_demo)')
-    p.add_argument('--checkpoint', help='checkpoint (.safetensors); default: the shipped model')
-    p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
     p.add_argument('--seconds-per-segment', type=float, default=2.0, metavar='S')
     p.add_argument('--rate', type=float, default=5.0, metavar='HZ', help='camera frame rate')
     p.add_argument('--size', type=_size, default=(320, 240), metavar='WxH')
     p.add_argument('--domain-id', type=int, metavar='N',
                    help='join DDS domain N (default: a private one, discovery on localhost)')
-    add_threads_argument(p)
-    add_backend_arguments(p)
+    add_engine_arguments(p)   # the node's parameters, with the node's defaults
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     if rclpy_missing('the demo'):
         return 2
+    from ..engine_settings import settings_from_args
     from ..rosbag.demo import DemoError, DemoOptions, run_demo
 
-    options = DemoOptions(output=args.output, checkpoint=args.checkpoint, device=args.device,
+    options = DemoOptions(output=args.output, engine=settings_from_args(args),
                           seconds_per_segment=args.seconds_per_segment, rate_hz=args.rate,
-                          size=args.size, domain_id=args.domain_id,
-                          node_parameters={'threads': args.threads or 0,
-                                           'backend': args.backend,
-                                           'onnx_dir': args.onnx_dir or ''})
+                          size=args.size, domain_id=args.domain_id)
     try:
         result = run_demo(options)
     except DemoError as exc:

@@ -2,7 +2,6 @@
 per-image worst cases and do-no-harm; real photos; a suite of every set found under a folder."""
 from __future__ import annotations
 
-import inspect
 import sys
 
 
@@ -14,7 +13,7 @@ SET_NAMES = ('snow100k-s, snow100k-l, outdoor-rain-test1, raindrop-test-a, sots-
 
 
 def register(sub) -> None:
-    from ..cpu_threads import add_threads_argument
+    from ..engine_settings import add_engine_arguments
     p = sub.add_parser(
         'eval', help='evaluate a checkpoint on paired test sets and real photos',
         description='PSNR and SSIM per weather class (Y channel of YCbCr by default, video '
@@ -39,7 +38,6 @@ def register(sub) -> None:
                           'real_photos/dawn_fog/), one combined report')
     src.add_argument('--holdout', action='store_true',
                      help="the shipped model's held-out synthetic validation set")
-    p.add_argument('--checkpoint', help='checkpoint (default: the shipped model)')
     p.add_argument('--output', '-o', required=True, help='report folder')
     p.add_argument('--on', choices=('y', 'rgb'), default='y', help='metric space (default y)')
     p.add_argument('--y', choices=('video', 'full'), default='video', dest='y_range',
@@ -47,16 +45,12 @@ def register(sub) -> None:
                         "full (0-255, OpenCV's COLOR_RGB2YCrCb); the other is reported beside")
     p.add_argument('--worst', type=int, default=8, metavar='N',
                    help='list (and show in worst.png) the N worst images per set (default 8)')
-    p.add_argument('--harm-guard', action='store_true',
-                   help="run with the engine's harm guard on (default off: the raw model is "
-                        'measured)')
     p.add_argument('--limit', type=int, help='evaluate at most N samples (per set)')
     p.add_argument('--no-baselines', action='store_true', help='skip the classical baselines')
-    p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
-    p.add_argument('--precision', default='auto', choices=('auto', 'fp32', 'fp16', 'bf16'),
-                   help='inference precision (auto: fp16 on CUDA, as the node runs; fp32 on CPU)')
     p.add_argument('--seed', type=int, default=1234, help='holdout: synthesis seed')
-    add_threads_argument(p)
+    # Evaluation measures the raw model: harm guard off unless --harm-guard. One image at a
+    # time, no live first frame: no warm-up.
+    add_engine_arguments(p, defaults={'harm_guard': False, 'warmup': False})
     p.set_defaults(func=run)
 
 
@@ -78,40 +72,20 @@ def dataset_from_args(args, class_names):
     return holdout_dataset(class_names, seed=args.seed)
 
 
-def load_engine(checkpoint, device='auto', precision='auto', harm_guard: bool = False):
-    """The engine for evaluation, with its harm guard off (the raw model is measured) unless
-    ``harm_guard``. Works with engines that take ``harm_guard`` in ``__init__``, that have a
-    ``harm_guard`` attribute only, or (no guard at all) when ``harm_guard`` is False.
-    Returns (engine, the guard's state: True/False, or None when the engine has none)."""
-    from ..engine import EngineError, RestorationEngine
-    kwargs = dict(device=device, precision=precision, warmup=False)
-    takes = 'harm_guard' in inspect.signature(RestorationEngine.__init__).parameters
-    if takes:
-        kwargs['harm_guard'] = bool(harm_guard)
-    engine = RestorationEngine.from_checkpoint(checkpoint, **kwargs)
-    if not takes and hasattr(engine, 'harm_guard'):
-        engine.harm_guard = bool(harm_guard)
-    if not hasattr(engine, 'harm_guard'):
-        if harm_guard:
-            raise EngineError('--harm-guard: this version of the engine has no harm guard')
-        return engine, None
-    return engine, bool(engine.harm_guard)
-
-
 def run(args) -> int:
-    from ..cpu_threads import configure
-    configure(args.threads)   # before torch is imported: it reads the wait policy once
+    from ..engine_settings import settings_from_args
+    settings = settings_from_args(args)
+    settings.configure_threads()   # before torch is imported: it reads the wait policy once
     from tqdm import tqdm
 
     from ..data import DatasetError, RealPhotoSet, find_test_sets
-    from ..engine import EngineError
+    from ..engine import EngineError, RestorationEngine
     from ..evaluation import (SuiteReport, evaluate, evaluate_photos, write_photo_report,
                               write_report, write_suite_report)
     from ..metrics import to_uint8
 
     try:
-        engine, guard = load_engine(args.checkpoint, args.device, args.precision,
-                                    args.harm_guard)
+        engine = RestorationEngine.from_settings(settings)
     except EngineError as exc:
         print(f'weather-restore eval: {exc}', file=sys.stderr)
         return 2
@@ -148,7 +122,7 @@ def run(args) -> int:
                    names[int(s['label'])])
 
     meta = {'checkpoint': str(engine.checkpoint.path), 'device': str(engine.device),
-            'precision': engine.precision, 'harm_guard': guard,
+            'precision': engine.precision, 'harm_guard': engine.harm_guard,
             'metric_space': on, 'limit': args.limit}
     reports = []
     for set_name, ds in sets:

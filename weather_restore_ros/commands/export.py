@@ -5,6 +5,7 @@ import sys
 
 
 def register(sub) -> None:
+    from ..engine_settings import add_engine_arguments
     p = sub.add_parser(
         'export', help='export the model to ONNX (ONNX Runtime, TensorRT)',
         description='Write DIR/restorer.onnx (image + cached prior embedding -> restored image, '
@@ -27,15 +28,17 @@ def register(sub) -> None:
     p.add_argument('--max-pixels', type=int, default=1280 * 720, metavar='N',
                    help='verification: larger photos are shrunk to N pixels first '
                         '(default 921600)')
-    p.add_argument('--threads', type=int, default=1,
-                   help='CPU threads for the verification (default 1)')
+    # No engine here, only its --threads; 1 by default, as before: the verification's figures
+    # then do not depend on the machine's core count.
+    add_engine_arguments(p, only=('threads',), defaults={'threads': 1})
     p.add_argument('--no-verify', action='store_true', help='skip the onnxruntime check')
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..cpu_threads import configure
-    configure(max(1, args.threads))   # before torch is imported: it reads the wait policy once
+    from ..engine_settings import settings_from_args
+    # before torch is imported: it reads the wait policy once
+    args.threads = settings_from_args(args).configure_threads().threads
 
     from ..backends import BackendUnavailable
     from ..checkpoint import CheckpointError

@@ -9,7 +9,7 @@ import sys
 
 
 def register(sub) -> None:
-    from ..cpu_threads import add_threads_argument
+    from ..engine_settings import add_engine_arguments
     p = sub.add_parser(
         'node', help='run the ROS 2 restoration node',
         description='Run the weather_restore ROS 2 node (what restore.launch.py starts). '
@@ -19,15 +19,13 @@ def register(sub) -> None:
     p.add_argument('--name', help='node name (default weather_restore)')
     p.add_argument('--namespace', help='node namespace')
     p.add_argument('--log-level', help='debug | info | warn | error')
-    add_threads_argument(p)   # the node's threads parameter
-    p.add_argument('--backend', choices=('torch', 'onnxruntime'),
-                   help='parameter backend (default: the params file\'s, else torch)')
-    p.add_argument('--onnx-dir', metavar='DIR', help='parameter onnx_dir')
+    add_engine_arguments(p, node=True)   # given ones become -p parameters
     p.add_argument('ros_args', nargs='*', help='extra --ros-args arguments (after --)')
     p.set_defaults(func=run)
 
 
 def build_ros_args(args) -> list[str]:
+    from ..engine_settings import ros_args as engine_ros_args
     ros_args = ['--ros-args']
     if args.params_file:
         ros_args += ['--params-file', args.params_file]
@@ -37,12 +35,7 @@ def build_ros_args(args) -> list[str]:
         ros_args += ['-r', f'__ns:={args.namespace}']
     if args.log_level:
         ros_args += ['--log-level', args.log_level]
-    if getattr(args, 'threads', None) is not None:
-        ros_args += ['-p', f'threads:={args.threads}']
-    if getattr(args, 'backend', None):
-        ros_args += ['-p', f'backend:={args.backend}']
-    if getattr(args, 'onnx_dir', None):
-        ros_args += ['-p', f'onnx_dir:={args.onnx_dir}']
+    ros_args += engine_ros_args(args)
     return ros_args + [a for a in args.ros_args if a != '--ros-args']
 
 

@@ -1,18 +1,17 @@
 """``weather-restore replay BAG``: publish a rosbag2 into a live ROS 2 graph (no ros2cli needed)."""
 from __future__ import annotations
 
+import argparse
 import sys
+
+from . import rclpy_missing
 
 
 def _remap(text: str) -> tuple[str, str]:
     src, sep, dst = text.partition(':=')
     if not sep or not src or not dst:
-        import argparse
         raise argparse.ArgumentTypeError(f'expected FROM:=TO, got {text!r}')
     return src, dst
-
-
-from . import rclpy_missing
 
 
 def register(sub) -> None:

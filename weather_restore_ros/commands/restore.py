@@ -5,14 +5,12 @@ import json
 import sys
 from pathlib import Path
 
-from . import add_backend_arguments
-
 IMAGE_EXT = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm'}
 VIDEO_EXT = {'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v'}
 
 
 def register(sub) -> None:
-    from ..cpu_threads import add_threads_argument
+    from ..engine_settings import add_engine_arguments
     p = sub.add_parser(
         'restore', help='restore images, folders or videos to PNG files',
         description='Restore weather-degraded images. Writes DIR/<stem>.png (folders keep their '
@@ -22,23 +20,13 @@ def register(sub) -> None:
                     'is 1 if any input failed, 2 if nothing could be done.')
     p.add_argument('inputs', nargs='+', help='image files, folders (recursed) or videos')
     p.add_argument('--output', '-o', required=True, help='output folder')
-    p.add_argument('--checkpoint', help='checkpoint (.safetensors); default: the shipped model')
-    p.add_argument('--device', default='auto', help='auto | cpu | cuda | cuda:N')
-    p.add_argument('--precision', default='auto', help='auto | fp32 | fp16 | bf16')
     p.add_argument('--mask', action='store_true',
                    help='also write the degradation mask as <stem>_mask.png')
-    p.add_argument('--max-pixels', type=int, default=1920 * 1080,
-                   help='larger images are processed in tiles (default 1920x1080)')
-    p.add_argument('--oversize', choices=('tile', 'downscale'), default='tile',
-                   help='what to do with images over --max-pixels')
-    p.add_argument('--no-harm-guard', action='store_true',
-                   help='write the raw model output even where it sprayed colour speckle '
-                        '(default: the input is written there; weather.jsonl says '
-                        '"unsafe_output": true for such an image)')
     p.add_argument('--every-n-frames', type=int, default=1, metavar='N',
                    help='videos: restore every N-th frame')
-    add_threads_argument(p)
-    add_backend_arguments(p)
+    # Offline, no first frame to make fast: no warm-up. weather.jsonl says "unsafe_output":
+    # true for an image the harm guard wrote the input into.
+    add_engine_arguments(p, defaults={'warmup': False})
     p.set_defaults(func=run)
 
 
@@ -113,8 +101,9 @@ def iter_frames(path: Path, every: int = 1):
 
 
 def run(args) -> int:
-    from ..cpu_threads import configure
-    configure(args.threads)   # before torch is imported: it reads the wait policy once
+    from ..engine_settings import settings_from_args
+    settings = settings_from_args(args)
+    settings.configure_threads()   # before torch is imported: it reads the wait policy once
     import cv2
     from tqdm import tqdm
 
@@ -131,11 +120,8 @@ def run(args) -> int:
         print('error: --every-n-frames must be >= 1', file=sys.stderr)
         return 2
     try:
-        engine = RestorationEngine.from_checkpoint(
-            args.checkpoint, device=args.device, precision=args.precision,
-            max_pixels=args.max_pixels, oversize=args.oversize, warmup=False,
-            harm_guard=not args.no_harm_guard, backend=args.backend, onnx_dir=args.onnx_dir,
-            log=lambda line: print(line, file=sys.stderr))
+        engine = RestorationEngine.from_settings(
+            settings, log=lambda line: print(line, file=sys.stderr))
     except (CheckpointError, EngineError, MissingWeightsError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

@@ -106,30 +106,23 @@ class RestoreNode(LifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from ..cpu_threads import configure as configure_threads
-        from ..prior_cache import RefreshPolicy
-
         t0 = time.perf_counter()
         p = self.p
         check = P.validate_values(p)
         if not check.successful:
             self.get_logger().error(f'invalid parameter: {check.reason}')
             return TransitionCallbackReturn.FAILURE
+        try:
+            settings = P.engine_settings(p)
+        except (TypeError, ValueError) as exc:
+            self.get_logger().error(f'invalid parameter: {exc}')
+            return TransitionCallbackReturn.FAILURE
         # Before the engine import: torch is first imported there, and its OpenMP runtime reads
         # the wait policy once, when it loads.
-        threads = configure_threads(p['threads'] or None)
+        threads = settings.configure_threads()
         from ..engine import RestorationEngine
         try:
-            self.engine = RestorationEngine.from_checkpoint(
-                p['checkpoint'] or None, clip_model=p['clip_model'] or None,
-                clip_pretrained=p['clip_pretrained'] or None,
-                clip_cache_dir=p['clip_cache_dir'] or None, device=p['device'],
-                precision=p['precision'], classifier=p['classifier'],
-                refresh=self._refresh_policy(p, RefreshPolicy),
-                skip_clear_threshold=p['skip_clear_threshold'],
-                max_pixels=p['max_frame_pixels'], oversize=p['oversize'], warmup=p['warmup'],
-                harm_guard=p['harm_guard'], backend=p['backend'],
-                onnx_dir=p['onnx_dir'] or None, log=self.get_logger().info)
+            self.engine = RestorationEngine.from_settings(settings, log=self.get_logger().info)
         except Exception as exc:  # any load failure: say why, stay unconfigured
             self.get_logger().error(f'cannot load the restoration model: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -350,33 +343,22 @@ class RestoreNode(LifecycleNode):
                                   throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ parameters, service
-    @staticmethod
-    def _refresh_policy(p: dict, cls):
-        return cls(every_n_frames=p['prior.refresh_frames'],
-                   max_age_s=p['prior.refresh_seconds'],
-                   scene_cut_threshold=p['prior.scene_cut_threshold'], ema=p['prior.ema'])
-
     def _on_set_parameters(self, params):
         """Runtime parameters take effect at once; rclpy has already rejected read-only ones
-        ("Trying to set a read-only parameter") and out-of-range values from the descriptors."""
+        ("Trying to set a read-only parameter") and out-of-range values from the descriptors.
+        The engine's come from the whole new parameter set, through one ``engine.apply``."""
         result = P.validate(params)
         if not result.successful:
             return result
         new = dict(self.p)
         new.update({q.name: q.value for q in params if q.name in P.BY_NAME})
+        try:
+            settings = P.engine_settings(new)
+        except (TypeError, ValueError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
         engine = self.engine
         if engine is not None:
-            from ..prior_cache import RefreshPolicy
-            if any(q.name.startswith('prior.') for q in params):
-                try:
-                    policy = self._refresh_policy(new, RefreshPolicy)
-                except ValueError as exc:
-                    return SetParametersResult(successful=False, reason=str(exc))
-                engine.refresh_policy = policy  # every camera's cache follows
-            engine.skip_clear_threshold = new['skip_clear_threshold']
-            engine.harm_guard = new['harm_guard']
-            engine.max_pixels = new['max_frame_pixels']
-            engine.oversize = new['oversize']
+            engine.apply(settings)   # every camera's prior cache follows the refresh policy
         self.p = new
         return result
 

@@ -2,6 +2,8 @@
 
 Declaring from one table keeps ``config/restore.yaml``, the descriptors shown by
 ``ros2 param describe`` and the validation in the set-parameters callback from drifting apart.
+The engine's rows are generated from :data:`weather_restore_ros.engine_settings.SETTINGS`, and
+:func:`engine_settings` maps parameter values onto an ``EngineSettings``.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType, SetParametersResult)
 
+from ..engine_settings import SETTINGS, EngineSettings
 from ..imaging import OUTPUT_ENCODING_CHOICES
 
 
@@ -43,21 +46,11 @@ _TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEG
           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
           list: ParameterType.PARAMETER_STRING_ARRAY}
 
-PARAMS = (
-    Param('checkpoint', '', 'restoration checkpoint (.safetensors); empty = the shipped model'),
-    Param('clip_model', '', 'open_clip model name; empty = the one the checkpoint was '
-          'trained with'),
-    Param('clip_pretrained', '', 'open_clip pretrained tag or weights file'),
-    Param('clip_cache_dir', '', 'where open_clip looks for downloaded weights'),
-    Param('device', 'auto', 'inference device: auto, cpu, cuda or cuda:N'),
-    Param('precision', 'auto', 'compute precision', choices=('auto', 'fp32', 'fp16', 'bf16')),
-    Param('classifier', 'head', 'weather classifier', choices=('head', 'zero_shot')),
-    Param('backend', 'torch', 'what runs the networks (read at start-up): torch, or '
-          'onnxruntime with the TensorRT, CUDA or CPU provider, whichever is installed and '
-          'fits the device', choices=('torch', 'onnxruntime')),
-    Param('onnx_dir', '', 'backend onnxruntime: folder written by weather-restore export '
-          '(its manifest must name this checkpoint); empty = exported once into '
-          '~/.cache/weather_restore_ros/onnx'),
+#: The engine's parameters come from ``engine_settings.SETTINGS`` (one spelling of each setting
+#: for the node, every command and Python); the node's own follow.
+ENGINE_PARAMS = tuple(Param(s.param, s.ros_value(s.default), s.help, runtime=s.runtime,
+                            choices=s.choices, range=s.range) for s in SETTINGS)
+NODE_PARAMS = (
     Param('cameras', [''], "camera namespaces; [''] = one camera in the node's namespace"),
     Param('input_transport', 'raw', 'input image transport', choices=('raw', 'compressed')),
     Param('input_qos', 'sensor_data', 'input subscription QoS (depth 1)',
@@ -66,38 +59,16 @@ PARAMS = (
     Param('publish_mask', False, 'publish <cam>/degradation_mask (mono8, 255 = degraded)'),
     Param('autostart', True, 'configure and activate at start (false: wait for a lifecycle '
           'manager)'),
-    Param('warmup', True, 'run one dummy frame through the model before accepting frames'),
-    Param('threads', 0, 'CPU threads for torch; 0 = OMP_NUM_THREADS if set, else half the '
-          'cores, at most 4. Read once at configure, before torch starts its thread pool '
-          '(OMP_WAIT_POLICY=PASSIVE is set then unless the environment sets it)',
-          range=(0, 1024)),
     Param('enabled', True, 'restore frames; false passes them through unchanged',
           runtime=True),
     Param('output_encoding', 'same', 'encoding of image_restored', runtime=True,
           choices=OUTPUT_ENCODING_CHOICES),
     Param('jpeg_quality', 90, 'JPEG quality of image_restored/compressed', runtime=True,
           range=(1, 100)),
-    Param('skip_clear_threshold', 0.0, 'pass frames through when the cached prior says clear '
-          'with at least this confidence (0 = never)', runtime=True, range=(0.0, 1.0)),
-    Param('harm_guard', True, 'publish the input in the blocks of a frame where the model '
-          'sprayed colour speckle (counted as unsafe_output); false = the raw model output',
-          runtime=True),
-    Param('max_frame_pixels', 1920 * 1080, 'larger frames are tiled or downscaled',
-          runtime=True, range=(64 * 64, 100_000_000)),
-    Param('oversize', 'tile', 'what to do with frames over max_frame_pixels', runtime=True,
-          choices=('tile', 'downscale')),
     Param('input_timeout_s', 2.0, 'diagnostics report ERROR when a camera is silent this long',
           runtime=True, range=(0.1, 3600.0)),
-    Param('prior.refresh_frames', 30, 're-run CLIP every N frames (0 = off)', runtime=True,
-          range=(0, 1_000_000)),
-    Param('prior.refresh_seconds', 2.0, 're-run CLIP when the prior is older (0 = off)',
-          runtime=True, range=(0.0, 3600.0)),
-    Param('prior.scene_cut_threshold', 0.12, 're-run CLIP when the scene changes by this much '
-          '(mean abs difference of a 16x16 grey thumbnail; 0 = off)', runtime=True,
-          range=(0.0, 1.0)),
-    Param('prior.ema', 0.0, 'smoothing of the prior: weight of the old embedding',
-          runtime=True, range=(0.0, 0.99)),
 )
+PARAMS = ENGINE_PARAMS + NODE_PARAMS
 BY_NAME = {p.name: p for p in PARAMS}
 
 
@@ -108,6 +79,11 @@ def declare_all(node) -> None:
 
 def values(node) -> dict[str, Any]:
     return {p.name: node.get_parameter(p.name).value for p in PARAMS}
+
+
+def engine_settings(values: dict[str, Any]) -> EngineSettings:
+    """The engine's settings for these parameter values (ValueError/TypeError if invalid)."""
+    return EngineSettings.from_params(values)
 
 
 def validate(params) -> SetParametersResult:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine_settings import EngineSettings
 from ..output_contract import IMAGE, STRING, OutputTopics, has_vision_msgs
 from .sample_bag import DEFAULT_SEGMENTS, SampleBag, driver_qos, make_sample_bag
 from .topics import offered_qos
@@ -46,15 +47,14 @@ class DemoError(RuntimeError):
 @dataclass
 class DemoOptions:
     output: str = 'weather_restore_demo'
-    checkpoint: str | None = None            # None: the shipped model
-    device: str = 'auto'
+    engine: EngineSettings = field(default_factory=EngineSettings)   # the node's parameters
     seconds_per_segment: float = 2.0
     rate_hz: float = 5.0
     size: tuple[int, int] = (320, 240)
     domain_id: int | None = None             # None: a private domain, loopback discovery
     settle_s: float = 3.0                    # wait this long after the last output appears
     startup_timeout_s: float = 30.0
-    node_parameters: dict = field(default_factory=dict)   # extra node parameter overrides
+    node_parameters: dict = field(default_factory=dict)   # other node parameters (override)
 
 
 @dataclass
@@ -126,13 +126,14 @@ class _Latency:
 def run_demo(options: DemoOptions | None = None, log=print) -> DemoResult:
     options = options or DemoOptions()
     out = Path(options.output)
-    if options.checkpoint is None:
+    checkpoint = options.engine.checkpoint
+    if checkpoint is None:
         from ..checkpoint import SHIPPED_MODEL
         if not SHIPPED_MODEL.exists():   # say so before spending time on the bag
             raise DemoError(f'the shipped model {SHIPPED_MODEL} is not installed; '
                             'pass --checkpoint PATH')
-    elif not Path(options.checkpoint).exists():
-        raise DemoError(f'no such checkpoint: {options.checkpoint}')
+    elif not Path(checkpoint).exists():
+        raise DemoError(f'no such checkpoint: {checkpoint}')
     _prepare(out)
     t_start = time.perf_counter()
 
@@ -181,8 +182,7 @@ def _run_live(info: SampleBag, out: Path, options: DemoOptions, log):
     try:
         log(f'[2/4] starting the node (DDS domain {domain}) and loading the model')
         params = {'cameras': list(cameras), 'input_qos': 'reliable', 'publish_mask': True,
-                  'checkpoint': options.checkpoint or '', 'device': options.device}
-        params.update(options.node_parameters)
+                  **options.engine.to_params(), **options.node_parameters}
         node = RestoreNode(context=ctx, parameter_overrides=[
             Parameter(k, value=v) for k, v in params.items()])
         t_load = time.perf_counter()

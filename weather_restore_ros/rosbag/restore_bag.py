@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..engine_settings import EngineSettings, flag_values
 from ..output_contract import frame_messages, label_info
 from .accounting import Accounting, AccountingError, TopicAccount
 from .topics import TopicPlan, offered_qos, plan_topics
@@ -50,26 +51,18 @@ class BagError(RuntimeError):
     """A bag that cannot be restored as asked (bad path, existing output, ...)."""
 
 
+def _offline_settings() -> EngineSettings:
+    return EngineSettings(warmup=False)   # offline: no first frame to make fast
+
+
 @dataclass
 class RestoreOptions:
-    """Everything ``weather-restore bag`` takes; names mirror the node's parameters."""
+    """Everything ``weather-restore bag`` takes: the engine's settings (the node's, with the
+    prior's age on the bag clock) and what the bag tool itself does."""
 
+    engine: EngineSettings = field(default_factory=_offline_settings)
     topics: list[str] | None = None          # image topics to restore (None: all)
     storage: str = 'mcap'                    # output storage: mcap | sqlite3
-    checkpoint: str | None = None
-    device: str = 'auto'
-    precision: str = 'auto'
-    classifier: str = 'head'
-    backend: str = 'torch'                   # torch | onnxruntime
-    onnx_dir: str | None = None              # onnxruntime: exported graphs (None: the cache)
-    skip_clear_threshold: float = 0.0
-    harm_guard: bool = True                  # put the input back where the model speckled
-    refresh_frames: int = 30                 # prior.refresh_frames
-    refresh_seconds: float = 2.0             # prior.refresh_seconds, on the bag clock
-    scene_cut: float = 0.12                  # prior.scene_cut_threshold
-    ema: float = 0.0                         # prior.ema
-    max_pixels: int = 1920 * 1080
-    oversize: str = 'tile'
     output_encoding: str = 'same'
     mask: bool = False                       # also <ns>/degradation_mask
     compressed: bool = False                 # also <ns>/image_restored/compressed
@@ -145,21 +138,10 @@ def _prepare_output(inp: Path, out: Path, summary: Path, overwrite: bool) -> Non
                            '--overwrite (remove it yourself)')
 
 
-def _engine_from(options: RestoreOptions):
-    from ..engine import RestorationEngine
-    return RestorationEngine.from_checkpoint(
-        options.checkpoint, device=options.device, precision=options.precision,
-        classifier=options.classifier, refresh=_policy(options),
-        skip_clear_threshold=options.skip_clear_threshold, max_pixels=options.max_pixels,
-        oversize=options.oversize, warmup=False, harm_guard=options.harm_guard,
-        backend=options.backend, onnx_dir=options.onnx_dir)
-
-
-def _policy(options: RestoreOptions):
-    from ..prior_cache import RefreshPolicy
-    return RefreshPolicy(every_n_frames=options.refresh_frames,
-                         max_age_s=options.refresh_seconds,
-                         scene_cut_threshold=options.scene_cut, ema=options.ema)
+def _summary_options(options: RestoreOptions) -> dict:
+    """The options as the summary records them: flat, the engine's under their flag names."""
+    bag = {k: v for k, v in asdict(options).items() if k not in ('engine', 'progress')}
+    return {**flag_values(options.engine), **bag}
 
 
 @dataclass
@@ -334,9 +316,9 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
     """Restore ``input_path`` into a new bag at ``output_path``; returns the summary.
 
     ``engine``: an already loaded RestorationEngine to use (tests, or several bags in a row);
-    the options' refresh policy, skip threshold, harm guard and oversize handling are applied
-    to it, and the
-    streams this run creates are forgotten afterwards. Raises BagError for unusable paths,
+    the runtime part of ``options.engine`` (refresh policy, skip threshold, harm guard,
+    oversize handling) is applied to it, and the streams this run creates are forgotten
+    afterwards. Raises BagError for unusable paths,
     TopicPlanError for an ambiguous topic selection, and AccountingError when the counts do not
     add up (the output is then left at ``.<OUT>.partial/<OUT>`` for inspection and the summary
     says what is wrong).
@@ -384,12 +366,10 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
         for note in plan.notes:
             log(f'note: {note}')
         if engine is None:
-            engine = _engine_from(options)
+            from ..engine import RestorationEngine
+            engine = RestorationEngine.from_settings(options.engine)
         else:
-            engine.refresh_policy = _policy(options)
-            engine.skip_clear_threshold = options.skip_clear_threshold
-            engine.harm_guard = options.harm_guard
-            engine.max_pixels, engine.oversize = options.max_pixels, options.oversize
+            engine.apply(options.engine)
         t0 = time.perf_counter()   # frames/s without the model load
         for c in reader.connections:
             role = 'restore' if c.topic in plan.restore else 'copy'
@@ -441,11 +421,11 @@ def restore_bag(input_path: str | Path, output_path: str | Path,
         summary_path=str(summary_path), input_storage=input_storage,
         output_storage=options.storage, ok=not problems, seconds=seconds, frames=job.frames,
         accounting=acc, problems=problems, notes=plan.notes,
-        model={'checkpoint': str(getattr(ckpt, 'path', options.checkpoint or 'shipped')),
+        model={'checkpoint': str(getattr(ckpt, 'path', options.engine.checkpoint or 'shipped')),
                'device': str(engine.device), 'dtype': str(engine.dtype).replace('torch.', ''),
                'backend': engine.backend.describe(),
                'classes': list(engine.class_names)},
-        options={k: v for k, v in asdict(options).items() if k not in ('progress',)})
+        options=_summary_options(options))
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     summary_path.write_text(json.dumps(summary.to_dict(), indent=2) + '\n')
     if problems:
