@@ -17,6 +17,7 @@ from weather_restore_ros.checkpoint import CheckpointError, load_checkpoint
 from weather_restore_ros.cli import main
 from weather_restore_ros.encoders import TINY_CLIP_CONFIG, make_tiny_clip
 from weather_restore_ros.engine import RestorationEngine
+from weather_restore_ros.model.blocks import shuffle_to_bilinear
 from weather_restore_ros.model.config import get_config
 from weather_restore_ros.model.restorer import WeatherRestorer
 from weather_restore_ros.synth.samples import sample_images
@@ -126,6 +127,10 @@ def test_the_shipped_model_recipe_matches_the_shipped_checkpoint():
         net = get_config(cfg.model['name'], **{k: v for k, v in cfg.model.items() if k != 'name'})
         for field in ('mask_head', 'gate_bound', 'block_norm', 'widths', 'channel_attention'):
             assert getattr(shipped.config, field) == getattr(net, field), field
+        # Stage 1 upsamples by pixel shuffle; stage 2 converts it to bilinear (init_from
+        # averages the sub-pixel filters) and is what is shipped.
+        want = 'shuffle' if cfg is stage1 else shipped.config.upsample
+        assert net.upsample == want
         assert cfg.clip == {'timm': 'efficientnet_lite0', 'image_size': 160}
     assert shipped.clip.kind == 'timm' and shipped.clip.model_name == 'timm:efficientnet_lite0'
     assert shipped.clip.options == {'image_size': 160}
@@ -511,6 +516,14 @@ def test_init_from_a_checkpoint_fine_tunes_it(tmp_path, photos, trained):
     masked.train(progress=False)
     assert 'loss/gate' in metrics(masked.out)[-1]
     assert not torch.equal(state_of(masked.model)['mask_head.weight'], state['mask_head.weight'])
+    # A pixel-shuffle checkpoint into a bilinear-upsample network: the sub-pixel filters are
+    # averaged, everything else is taken as it is.
+    cfg = TrainConfig(**tiny_config(tmp_path / 'bil', photos, steps=1, init_from=str(ckpt_path),
+                                    model={'name': 'tiny', 'upsample': 'bilinear'}))
+    converted = state_of(Trainer(cfg, device='cpu').model)
+    source_state = load_checkpoint(ckpt_path).restorer_state
+    assert same_state(converted, shuffle_to_bilinear(source_state))
+    assert converted['up.0.0.weight'].shape[0] * 4 == source_state['up.0.0.weight'].shape[0]
     # A network that does not fit, or another CLIP, is refused with the reason.
     with pytest.raises(CheckpointError, match='does not fit'):
         Trainer(TrainConfig(**tiny_config(tmp_path / 'bad', photos, init_from=str(ckpt_path),

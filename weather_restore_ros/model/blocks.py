@@ -168,7 +168,7 @@ def shuffle_to_bilinear(state: dict, prefix: str = 'up.') -> dict:
     Entries not under ``prefix`` are returned as they are."""
     out = dict(state)
     for key, value in state.items():
-        if key.startswith(prefix) and key.endswith(('.0.weight', '.0.bias')):
+        if key.startswith(prefix) and key.split('.')[-2:] in (['0', 'weight'], ['0', 'bias']):
             out[key] = value.unflatten(0, (-1, 4)).mean(1)
     return out
 
