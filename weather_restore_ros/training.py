@@ -35,8 +35,9 @@ import torch.distributed as dist
 from . import DEFAULT_WEATHER_CLASSES
 from .checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
 from .encoders import ClipPrior
+from .devices import resolve_device
 from .factory import build_encoder
-from .engine import resolve_device
+from .harm import to_uint8
 from .model.config import get_config
 from .model.blocks import shuffle_to_bilinear
 from .model.losses import DEFAULT_LOSS_WEIGHTS, RestorationLoss
@@ -332,8 +333,8 @@ class Objective(torch.nn.Module):
 def training_device(device: str | None = None) -> torch.device:
     """This process's device. ``None``/'auto' pick CUDA when there is one; a bare 'cuda' means
     ``cuda:LOCAL_RANK``, so that torchrun's processes each take their own GPU (and
-    ``torch.cuda.set_device`` gets the index it requires); the rest is the engine's
-    :func:`resolve_device` (an unusable device raises a ``ValueError`` saying why)."""
+    ``torch.cuda.set_device`` gets the index it requires); the rest is
+    :func:`devices.resolve_device` (an unusable device raises a ``ValueError`` saying why)."""
     if device in (None, 'auto'):
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if str(device) == 'cuda':
@@ -690,7 +691,8 @@ class Trainer:
 
 
 def _to_uint8(t: torch.Tensor) -> np.ndarray:
-    return (t.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    """[3,H,W] float in [0, 1] -> HxWx3 uint8, rounded as the engine publishes it."""
+    return to_uint8(t).permute(1, 2, 0).cpu().numpy()
 
 
 def train(cfg: TrainConfig, resume: bool = False, device: str | None = None,
