@@ -15,13 +15,15 @@ import yaml
 
 from weather_restore_ros.checkpoint import CheckpointError, load_checkpoint
 from weather_restore_ros.cli import main
+from weather_restore_ros.data.build import build_dataset
 from weather_restore_ros.encoders import TINY_CLIP_CONFIG, make_tiny_clip
 from weather_restore_ros.engine import RestorationEngine
 from weather_restore_ros.model.config import get_config
 from weather_restore_ros.model.restorer import WeatherRestorer
 from weather_restore_ros.synth.samples import sample_images
-from weather_restore_ros.training import (Objective, ScalarLog, TrainConfig, Trainer,
-                                          build_dataset, training_device)
+from weather_restore_ros.training.config import TrainConfig
+from weather_restore_ros.training.objective import Objective
+from weather_restore_ros.training.trainer import ScalarLog, Trainer, training_device
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -241,7 +243,7 @@ def test_trained_checkpoint_in_the_engine_gives_the_in_memory_output(trained):
 
 
 def test_holdout_validation_spec_is_the_eval_holdout_set():
-    from weather_restore_ros.holdout import HOLDOUT_CROP, holdout_dataset
+    from weather_restore_ros.data.holdout import HOLDOUT_CROP, holdout_dataset
     names = ('clear', 'rain', 'snow', 'fog', 'raindrop')
     ds = build_dataset({'type': 'synthetic', 'holdout': True, 'length': 2}, names, seed=0,
                        train=False)
@@ -461,8 +463,8 @@ def test_two_gloo_processes_under_torchrun(tmp_path, photos):
 
 def test_non_finite_steps_are_skipped_then_a_diverging_run_stops(tmp_path, photos, monkeypatch):
     """A NaN batch must not reach the weights; a run that keeps producing them stops loudly."""
-    import weather_restore_ros.training as T
-    trainer = T.Trainer(T.TrainConfig(**tiny_config(tmp_path / 'run', photos, steps=3)))
+    import weather_restore_ros.training.trainer as T
+    trainer = T.Trainer(TrainConfig(**tiny_config(tmp_path / 'run', photos, steps=3)))
     real = trainer.objective.forward
     calls = {'n': 0}
 

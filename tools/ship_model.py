@@ -48,7 +48,7 @@ def evaluate(ckpt: Path, out: Path, suite: Path | None = None) -> dict:
 def stress_check(ckpt: Path, photos: Path | None = None) -> dict:
     """The flat-colour stress test and, with ``photos``, speckle on every photo below it."""
     from weather_restore_ros.factory import load_model
-    from weather_restore_ros.stress import photo_health, photo_paths, ship_health
+    from weather_restore_ros.training.stress import photo_health, photo_paths, ship_health
     loaded = load_model(ckpt)
     health = ship_health(loaded.restorer, loaded.encoder)
     if photos is not None:

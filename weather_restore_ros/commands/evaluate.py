@@ -68,7 +68,7 @@ def dataset_from_args(args, class_names):
         if not root:
             raise D.DatasetError(f'--test-set takes NAME:DIR, got {args.test_set!r}')
         return D.open_test_set(name, root, class_names)
-    from ..holdout import holdout_dataset
+    from ..data.holdout import holdout_dataset
     return holdout_dataset(class_names, seed=args.seed)
 
 
@@ -80,9 +80,10 @@ def run(args) -> int:
 
     from ..data import DatasetError, RealPhotoSet, find_test_sets
     from ..engine import EngineError, RestorationEngine
-    from ..evaluation import (SuiteReport, evaluate, evaluate_photos, write_photo_report,
-                              write_report, write_suite_report)
-    from ..metrics import to_uint8
+    from ..training.evaluation import evaluate, write_report
+    from ..training.metrics import to_uint8
+    from ..training.suite import (SuiteReport, evaluate_photos, write_photo_report,
+                                  write_suite_report)
 
     try:
         engine = RestorationEngine.from_settings(settings)

@@ -69,6 +69,21 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[str]
     return sorted(out)
 
 
+def photo_paths(roots) -> list[Path]:
+    """Every image below the given folders (or the files themselves), sorted per folder;
+    FileNotFoundError naming a root that does not exist."""
+    out = []
+    for root in roots:
+        root = Path(root).expanduser()
+        if root.is_dir():
+            out += [root / rel for rel in list_images(root, recursive=True)]
+        elif root.is_file():
+            out.append(root)
+        else:
+            raise FileNotFoundError(f'no such photo folder or file: {root}')
+    return out
+
+
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as HxWx3 uint8 RGB (grey is expanded, alpha dropped, 16 bit scaled).
 
