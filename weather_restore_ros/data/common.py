@@ -28,8 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import DEFAULT_WEATHER_CLASSES
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+from ..file_frames import IMAGE_EXTENSIONS
 
 
 class DatasetError(ValueError):

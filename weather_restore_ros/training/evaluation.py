@@ -27,7 +27,7 @@ import torch
 
 from .baselines import BASELINES
 from ..harm import HARM_FRACTION, speckle_fraction
-from .metrics import METRIC_SPACES, ConfusionMatrix, MetricTable, psnr, ssim
+from .metrics import METRIC_SPACES, ConfusionMatrix, MetricTable, psnr, ssim, to_uint8
 
 #: The other Y convention, reported beside the main one as a cross-check.
 OTHER_Y = {'y': 'y_full', 'y_full': 'y'}
@@ -239,6 +239,22 @@ def evaluate(samples: Iterable[tuple[str, np.ndarray, np.ndarray, str]],
                       clear_count=len(clear_psnr), images=records, cross_check=tuple(cross_check),
                       worst_sheet=worst_rows.rows(), harmed_sheet=harmed_rows.rows(),
                       worst_n=worst, margin=margin)
+
+
+def dataset_samples(ds, n: int, class_names: Sequence[str], desc: str | None = None,
+                    target: bool = True):
+    """The first ``n`` samples of a ``data`` set as ``(name, input, target, weather)`` (HxWx3
+    uint8, what :func:`evaluate` takes), or without ``target`` ``(name, input, weather)`` for
+    real photos (:func:`.suite.evaluate_photos`); a progress bar from 10 samples on."""
+    from tqdm import tqdm
+    for i in tqdm(range(n), unit='img', desc=desc, disable=n < 10 or None):
+        s = ds[i]
+        if target:
+            yield (s['name'], to_uint8(s['input'].permute(1, 2, 0).numpy()),
+                   to_uint8(s['target'].permute(1, 2, 0).numpy()), class_names[int(s['label'])])
+        else:
+            yield (s['name'], to_uint8(s['input'].permute(1, 2, 0).numpy()),
+                   class_names[int(s['label'])])
 
 
 def speckle_of(inp: np.ndarray, out: np.ndarray) -> float:
