@@ -371,12 +371,12 @@ def test_ship_model_refuses_a_checkpoint_that_fails_the_stress_test(tmp_path):
     from pathlib import Path
 
     from tiny_model import make_tiny_checkpoint
-    from weather_restore_ros.checkpoint import load_checkpoint, save_checkpoint
+    from weather_restore_ros.checkpoint import SHIPPED_MODEL, load_checkpoint, save_checkpoint
     root = Path(__file__).resolve().parents[1]
     ckpt = load_checkpoint(make_tiny_checkpoint(tmp_path / 'tiny.safetensors'))
     provoke_runaway(ckpt.restorer_state)
     blown = save_checkpoint(tmp_path / 'blown.safetensors', ckpt)
-    shipped = root / 'weather_restore_ros' / 'models' / 'weather_small.safetensors'
+    shipped = SHIPPED_MODEL
     before = shipped.stat().st_mtime_ns
     proc = subprocess.run([sys.executable, str(root / 'tools' / 'ship_model.py'), str(blown)],
                           capture_output=True, text=True, timeout=120)

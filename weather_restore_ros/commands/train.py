@@ -10,8 +10,8 @@ def register(sub) -> None:
                     'Multi-GPU (or several CPU processes, gloo): torchrun --nproc_per_node=N '
                     '$(which weather-restore) train CONFIG.yaml. Checkpoints (safetensors + JSON)'
                     ' go to out_dir/last.safetensors, losses to out_dir/metrics.jsonl (and '
-                    'TensorBoard when installed). Example configs: configs/*.yaml in the source '
-                    'tree.')
+                    'TensorBoard when installed). Example configs: train_configs/*.yaml in the '
+                    'source tree.')
     p.add_argument('config', help='training config (YAML)')
     p.add_argument('--out-dir', help='override out_dir')
     p.add_argument('--steps', type=int,

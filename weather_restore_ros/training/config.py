@@ -25,7 +25,7 @@ DERIVED_MODEL_FIELDS = ('clip_dim', 'num_classes', 'class_names', 'srd_dim', 'us
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; loaded from YAML (see ``configs/*.yaml``).
+    """Everything a run needs; loaded from YAML (see ``train_configs/*.yaml``).
 
     ``model``: ``{name: tiny|small|base, <ModelConfig field overrides>}``.
     ``clip``: ``{model_name, pretrained, cache_dir}`` for an open_clip model, or
