@@ -35,7 +35,7 @@ from . import DEFAULT_WEATHER_CLASSES, harm, tiling
 from .backends import BackendUnavailable, make_backend
 from .checkpoint import Checkpoint, check_clip_matches, load_checkpoint
 from .devices import PRECISIONS, resolve_device, resolve_precision
-from .encoders import ClipPrior
+from .encoders import ClipEncoder
 from .engine_settings import RUNTIME_FIELDS, EngineError, EngineSettings
 from .factory import encoder_from_checkpoint, restorer_from_checkpoint
 from .frame_transfer import StagingBuffer, check_frame, upload
@@ -90,7 +90,7 @@ class RestorationEngine:
     of this class, not settings a user chooses.
     """
 
-    def __init__(self, model: WeatherRestorer, clip: ClipPrior,
+    def __init__(self, model: WeatherRestorer, clip: ClipEncoder,
                  class_names: Iterable[str] = DEFAULT_WEATHER_CLASSES,
                  settings: EngineSettings | None = None, *, tile_size: int = 512,
                  tile_overlap: int = 64, warmup_shape: tuple[int, int] = (480, 640), log=None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..encoders import ClipPrior
+from ..encoders import ClipEncoder
 from ..model.losses import RestorationLoss
 from ..model.restorer import WeatherRestorer
 from .config import LOSS_OPTIONS, LOSS_TERMS
@@ -20,7 +20,7 @@ class Objective(torch.nn.Module):
     ``forward(x, y, label) -> (weighted total, {term: unweighted detached value})``.
     """
 
-    def __init__(self, model: WeatherRestorer, clip: ClipPrior, teacher: ClipPrior | None,
+    def __init__(self, model: WeatherRestorer, clip: ClipEncoder, teacher: ClipEncoder | None,
                  loss: dict):
         super().__init__()
         self.model, self.clip = model, clip
