@@ -74,7 +74,7 @@ setup(
     entry_points={
         'console_scripts': [
             'weather-restore = weather_restore_ros.cli:main',
-            'restore_node = weather_restore_ros.ros.node:main',
+            'restore_node = weather_restore_ros.ros.restore_node:main',
         ],
     },
 )

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE_ITEMS = ('package.xml', 'setup.py', 'setup.cfg', 'resource', PKG, 'launch', 'config',
                  'README.md')
 EXECUTABLES = ('restore_node', 'weather-restore')
-ENTRY_POINTS = {'restore_node': 'weather_restore_ros.ros.node:main',
+ENTRY_POINTS = {'restore_node': 'weather_restore_ros.ros.restore_node:main',
                 'weather-restore': 'weather_restore_ros.cli:main'}
 
 pytestmark = pytest.mark.slow
