@@ -16,6 +16,7 @@ import yaml
 from weather_restore_ros.checkpoint import SHIPPED_MODEL, CheckpointError, load_checkpoint
 from weather_restore_ros.cli import main
 from weather_restore_ros.data.build import build_dataset
+from weather_restore_ros.devices import training_device
 from weather_restore_ros.encoders import TINY_CLIP_CONFIG, make_tiny_clip
 from weather_restore_ros.engine import RestorationEngine
 from weather_restore_ros.model.config import get_config
@@ -23,7 +24,7 @@ from weather_restore_ros.model.restorer import WeatherRestorer
 from weather_restore_ros.synth.samples import sample_images
 from weather_restore_ros.training.config import TrainConfig
 from weather_restore_ros.training.objective import Objective
-from weather_restore_ros.training.trainer import ScalarLog, Trainer, training_device
+from weather_restore_ros.training.trainer import ScalarLog, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIGS = REPO / 'train_configs'   # the training recipes (not installed with the package)

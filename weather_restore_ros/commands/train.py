@@ -41,8 +41,9 @@ def run(args) -> int:
     if args.threads:   # before torch is imported (by training): it reads the wait policy once
         from ..cpu_threads import configure
         configure(args.threads)
+    from ..devices import training_device
     from ..training.config import TrainConfig
-    from ..training.trainer import train, training_device
+    from ..training.trainer import train
     try:   # a bad config or device is the user's to fix: say so, no traceback
         cfg = TrainConfig.from_yaml(args.config, out_dir=args.out_dir, steps=args.steps,
                                     batch_size=args.batch_size, num_workers=args.num_workers,

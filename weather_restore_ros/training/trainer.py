@@ -34,7 +34,7 @@ import torch.distributed as dist
 
 from ..checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
 from ..data.build import build_dataset
-from ..devices import resolve_device
+from ..devices import training_device
 from ..factory import build_encoder
 from ..harm import to_uint8
 from ..model.blocks import shuffle_to_bilinear
@@ -72,18 +72,6 @@ class ScalarLog:
 
 
 MAX_NONFINITE_STEPS = 20
-
-
-def training_device(device: str | None = None) -> torch.device:
-    """This process's device. ``None``/'auto' pick CUDA when there is one; a bare 'cuda' means
-    ``cuda:LOCAL_RANK``, so that torchrun's processes each take their own GPU (and
-    ``torch.cuda.set_device`` gets the index it requires); the rest is
-    :func:`devices.resolve_device` (an unusable device raises a ``ValueError`` saying why)."""
-    if device in (None, 'auto'):
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if str(device) == 'cuda':
-        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
-    return resolve_device(device)
 
 
 class Trainer:
