@@ -20,7 +20,7 @@ def compare_backends(args, settings) -> int:
     import torch
     import torch.nn.functional as F
 
-    from ..engine import RestorationEngine
+    from .engine import RestorationEngine
 
     ckpt = (args.checkpoint or ['shipped'])[0]
     w0, h0 = args.size[0]
