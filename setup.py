@@ -47,8 +47,9 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
-    package_data={PACKAGE: ['models/*.json', 'models/*.safetensors', 'models/*.md', 'models/*.png',
-                            'assets/*']},
+    # weights/: the shipped checkpoint, its model card and sheet (checkpoint.SHIPPED_DIR)
+    package_data={PACKAGE: ['weights/*.json', 'weights/*.safetensors', 'weights/*.md',
+                            'weights/*.png', 'assets/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
@@ -73,7 +74,7 @@ setup(
     entry_points={
         'console_scripts': [
             'weather-restore = weather_restore_ros.cli:main',
-            'restore_node = weather_restore_ros.ros.node:main',
+            'restore_node = weather_restore_ros.ros.restore_node:main',
         ],
     },
 )

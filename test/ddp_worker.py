@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from weather_restore_ros.training import TrainConfig, Trainer
+from weather_restore_ros.training.config import TrainConfig
+from weather_restore_ros.training.trainer import Trainer
 
 
 class Recording(Dataset):

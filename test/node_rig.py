@@ -16,7 +16,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import Header
 
-from weather_restore_ros.ros.node import RestoreNode
+from weather_restore_ros.ros.restore_node import RestoreNode
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # On a GPU machine: WEATHER_RESTORE_TEST_DEVICE=cuda runs every node test on the device.

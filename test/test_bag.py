@@ -361,7 +361,7 @@ def test_offline_labels_match_the_live_node(tmp_path, engine, tiny_checkpoint):
     from ros_helpers import ros_context, spin_until
 
     from weather_restore_ros.rosbag.sample_bag import make_sample_bag
-    from weather_restore_ros.ros.node import RestoreNode
+    from weather_restore_ros.ros.restore_node import RestoreNode
 
     info = make_sample_bag(tmp_path / 'in', seconds_per_segment=0.4, rate_hz=5.0,
                            size=(64, 48))

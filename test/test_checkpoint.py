@@ -124,7 +124,7 @@ def test_missing_and_garbage_files_give_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match='not valid JSON'):
         load_checkpoint(bad_json)
     # The shipped model may not be installed: say so, not "file not found" somewhere.
-    monkeypatch.setattr(ckpt_mod, 'SHIPPED_MODEL', tmp_path / 'models' / 'absent.safetensors')
+    monkeypatch.setattr(ckpt_mod, 'SHIPPED_MODEL', tmp_path / 'weights' / 'absent.safetensors')
     with pytest.raises(CheckpointError, match='shipped model .* is not installed'):
         load_checkpoint()
     with pytest.raises(CheckpointError, match='is not installed'):

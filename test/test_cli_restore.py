@@ -100,7 +100,7 @@ def test_restore_files_without_masks_and_errors(inputs, tmp_path, tiny_checkpoin
 
 
 def test_info_without_shipped_model(monkeypatch, tmp_path, tiny_checkpoint, capsys):
-    monkeypatch.setattr(ckpt_mod, 'SHIPPED_MODEL', tmp_path / 'models' / 'absent.safetensors')
+    monkeypatch.setattr(ckpt_mod, 'SHIPPED_MODEL', tmp_path / 'weights' / 'absent.safetensors')
     assert main(['info', '--no-flops']) == 0
     out = capsys.readouterr().out
     assert 'is not installed' in out

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from weather_restore_ros.checkpoint import SHIPPED_DIR, SHIPPED_MODEL
+
 PKG = 'weather_restore_ros'
 REPO = Path(__file__).resolve().parents[1]
 # Only the package files: never .venv, .git, build outputs or test data.
 PACKAGE_ITEMS = ('package.xml', 'setup.py', 'setup.cfg', 'resource', PKG, 'launch', 'config',
                  'README.md')
 EXECUTABLES = ('restore_node', 'weather-restore')
-ENTRY_POINTS = {'restore_node': 'weather_restore_ros.ros.node:main',
+ENTRY_POINTS = {'restore_node': 'weather_restore_ros.ros.restore_node:main',
                 'weather-restore': 'weather_restore_ros.cli:main'}
 
 pytestmark = pytest.mark.slow
@@ -143,4 +145,11 @@ def test_colcon_build_layout(tmp_path, mode):
             assert f'{name} = {target}' in text, f'{name} -> {target} not in {eps[0]}'
         pkg_dirs = list(prefix.glob(f'lib/python*/site-packages/{PKG}/__init__.py'))
         assert pkg_dirs, f'{PKG} was not installed into site-packages'
+        # setup.py's package_data: the shipped model, its card and sheet go with the package
+        # (the node loads the checkpoint from there when none is configured).
+        shipped = SHIPPED_DIR.relative_to(REPO / PKG)
+        files = sorted(p.name for p in SHIPPED_DIR.iterdir() if p.is_file())
+        assert SHIPPED_MODEL.name in files and SHIPPED_MODEL.with_suffix('.json').name in files
+        missing = [f for f in files if not (pkg_dirs[0].parent / shipped / f).is_file()]
+        assert not missing, f'{PKG}/{shipped}: {missing} not installed (setup.py package_data)'
 

@@ -103,7 +103,7 @@ def test_threads_parameter_is_read_only_and_applied_at_configure(tiny_checkpoint
     from ros_helpers import ros_context
 
     from weather_restore_ros.ros import params as P
-    from weather_restore_ros.ros.node import RestoreNode
+    from weather_restore_ros.ros.restore_node import RestoreNode
 
     assert P.BY_NAME['threads'].descriptor().read_only
     old = torch.get_num_threads()

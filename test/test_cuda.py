@@ -92,7 +92,8 @@ def test_oversize_frame_tiled_on_cuda_matches_untiled(frames):
 
 def test_amp_training_steps_reduce_the_loss_and_load_on_cpu(tmp_path, photos):
     from test_training import losses, tiny_config   # same tiny run as the CPU test
-    from weather_restore_ros.training import Trainer, TrainConfig
+    from weather_restore_ros.training.config import TrainConfig
+    from weather_restore_ros.training.trainer import Trainer
 
     cfg = TrainConfig(**tiny_config(tmp_path / 'run', photos, steps=30, ckpt_every=30))
     trainer = Trainer(cfg, device='cuda')

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip('rclpy', reason='rclpy is not installed', exc_type=ImportError)
 
-from weather_restore_ros.rosbag.demo import DemoError, _prepare  # noqa: E402
+from weather_restore_ros.rosbag.live_demo import DemoError, _prepare  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -60,7 +60,7 @@ def test_demo_never_deletes_foreign_files(tmp_path):
 
 
 def test_sheet_shows_the_restored_frame_nearest_the_middle():
-    from weather_restore_ros.rosbag.demo import sheet_choice
+    from weather_restore_ros.rosbag.live_demo import sheet_choice
     from weather_restore_ros.rosbag.sample_bag import Segment
     seg = Segment('rain', 10, 20)
     stamps = list(range(0, 30))                          # 10 frames inside: 10..19, middle 15
@@ -81,7 +81,7 @@ def test_demo_on_a_slow_machine_shows_restored_frames_and_says_why_frames_droppe
 
     from weather_restore_ros.engine import RestorationEngine
     from weather_restore_ros.engine_settings import EngineSettings
-    from weather_restore_ros.rosbag.demo import DemoOptions, _labels_by_stamp, run_demo
+    from weather_restore_ros.rosbag.live_demo import DemoOptions, _labels_by_stamp, run_demo
     from weather_restore_ros.rosbag.topics import OutputTopics
 
     real = RestorationEngine.restore_batch

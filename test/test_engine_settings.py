@@ -182,7 +182,7 @@ def test_node_command_flags_reach_the_node_parameters_with_their_types():
     from ros_helpers import domain_id
 
     from weather_restore_ros.commands.node import build_ros_args
-    from weather_restore_ros.ros.node import RestoreNode
+    from weather_restore_ros.ros.restore_node import RestoreNode
     args = build_parser().parse_args(
         ['node', '--no-harm-guard', '--refresh-seconds', '2', '--device', 'cuda:0',
          '--threads', '3', '--checkpoint', '/m/x.safetensors', '--skip-clear-threshold', '1'])

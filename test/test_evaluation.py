@@ -14,9 +14,9 @@ import pytest
 
 from weather_restore_ros.cli import main
 from weather_restore_ros.engine import RestorationEngine
-from weather_restore_ros.evaluation import (SuiteReport, evaluate, evaluate_photos, speckle_of,
-                                            write_photo_report, write_report)
-from weather_restore_ros.metrics import psnr, ssim
+from weather_restore_ros.training.evaluation import evaluate, speckle_of, write_report
+from weather_restore_ros.training.metrics import psnr, ssim
+from weather_restore_ros.training.suite import SuiteReport, evaluate_photos, write_photo_report
 from weather_restore_ros.synth import synthesize
 from weather_restore_ros.synth.samples import sample_images
 
@@ -403,7 +403,7 @@ def test_public_sets_when_present():
     degraded Rain100L/H inputs measure what the data's README says on full-range Y (25.58 /
     12.23 dB) and 1.32 dB more on the papers' video-range Y."""
     from weather_restore_ros.data import find_test_sets
-    from weather_restore_ros.metrics import to_uint8
+    from weather_restore_ros.training.metrics import to_uint8
     sets = {s.name: s for s in find_test_sets(SHARED)}
     assert {k: len(v) for k, v in sets.items()} == {'rain100l': 100, 'rain100h': 100,
                                                     'real-rain': 98, 'real-fog': 200}

@@ -1,4 +1,4 @@
-"""weather_restore_ros.metrics and weather_restore_ros.baselines."""
+"""weather_restore_ros.training.metrics and weather_restore_ros.training.baselines."""
 import json
 import math
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from weather_restore_ros import DEFAULT_WEATHER_CLASSES
-from weather_restore_ros.baselines import (BASELINES, dark_channel_dehaze, guided_filter,
+from weather_restore_ros.training.baselines import (BASELINES, dark_channel_dehaze, guided_filter,
                                            median_derain)
-from weather_restore_ros.metrics import (PSNR_CAP, ConfusionMatrix, MetricTable, psnr, rgb_to_y,
+from weather_restore_ros.training.metrics import (PSNR_CAP, ConfusionMatrix, MetricTable, psnr, rgb_to_y,
                                          ssim, to_uint8)
 
 

@@ -295,7 +295,7 @@ def test_block_norm_keeps_a_runaway_network_finite():
     their way to overflow on flat colours; with a LayerNorm in front of each block and SAR unit
     the same weights stay finite (each branch sees unit-scale input)."""
     from weather_restore_ros.encoders import make_tiny_clip
-    from weather_restore_ros.stress import numeric_health
+    from weather_restore_ros.training.stress import numeric_health
     clip = make_tiny_clip().eval()
     health = {}
     for norm in (False, True):
@@ -314,7 +314,7 @@ def test_gate_bound_caps_a_runaway_and_leaves_ordinary_frames_alone():
     output stays finite; on an ordinary frame (factors far below the bound) the output is
     bit-identical to the unbounded network's. No new weights."""
     from weather_restore_ros.encoders import make_tiny_clip
-    from weather_restore_ros.stress import numeric_health
+    from weather_restore_ros.training.stress import numeric_health
     clip = make_tiny_clip().eval()
     plain, bounded = _model().eval(), _model(gate_bound=64.0).eval()
     assert set(plain.state_dict()) == set(bounded.state_dict())
@@ -333,21 +333,21 @@ def test_gate_bound_caps_a_runaway_and_leaves_ordinary_frames_alone():
 
 def test_shipped_model_passes_the_stress_test():
     from weather_restore_ros.engine import RestorationEngine
-    from weather_restore_ros.stress import ship_health
+    from weather_restore_ros.training.stress import ship_health
     engine = RestorationEngine.from_checkpoint(None, device='cpu', warmup=False)
     health = ship_health(engine.model, engine.clip)
     assert health['healthy'] and health['frames'] >= 60, health
 
 
 def test_stress_sweep_cli_reports_failures_and_changes(tmp_path, capsys, monkeypatch):
-    """``python -m weather_restore_ros.stress CKPT``: a near-identity network (the untrained
+    """``python -m weather_restore_ros.training.stress CKPT``: a near-identity network (the untrained
     tiny model's output head starts at ~0) passes and changes the clean frames little; the
     same weights x3 run away, are reported and the exit status says so. (Two of the sweep's
     eight settings, to keep the test short.)"""
     import json
 
     from tiny_model import make_tiny_checkpoint
-    from weather_restore_ros import stress
+    from weather_restore_ros.training import stress
     from weather_restore_ros.checkpoint import load_checkpoint, save_checkpoint
     assert len(stress.SWEEP_SETTINGS) == 8
     monkeypatch.setattr(stress, 'SWEEP_SETTINGS', ({'size': 160, 'seed': 0},
@@ -371,12 +371,12 @@ def test_ship_model_refuses_a_checkpoint_that_fails_the_stress_test(tmp_path):
     from pathlib import Path
 
     from tiny_model import make_tiny_checkpoint
-    from weather_restore_ros.checkpoint import load_checkpoint, save_checkpoint
+    from weather_restore_ros.checkpoint import SHIPPED_MODEL, load_checkpoint, save_checkpoint
     root = Path(__file__).resolve().parents[1]
     ckpt = load_checkpoint(make_tiny_checkpoint(tmp_path / 'tiny.safetensors'))
     provoke_runaway(ckpt.restorer_state)
     blown = save_checkpoint(tmp_path / 'blown.safetensors', ckpt)
-    shipped = root / 'weather_restore_ros' / 'models' / 'weather_small.safetensors'
+    shipped = SHIPPED_MODEL
     before = shipped.stat().st_mtime_ns
     proc = subprocess.run([sys.executable, str(root / 'tools' / 'ship_model.py'), str(blown)],
                           capture_output=True, text=True, timeout=120)
@@ -393,7 +393,7 @@ def test_photo_health_flags_speckle_on_a_photo_and_passes_a_healthy_model(tmp_pa
 
     from tiny_model import make_provoked_checkpoint, make_tiny_checkpoint, speckle_frame
     from weather_restore_ros.factory import load_model
-    from weather_restore_ros.stress import photo_health, photo_paths
+    from weather_restore_ros.training.stress import photo_health, photo_paths
 
     photos = tmp_path / 'photos'
     photos.mkdir()
@@ -421,7 +421,7 @@ def test_shipped_model_restores_every_weather_on_the_held_out_photo():
     import cv2
 
     from weather_restore_ros.engine import RestorationEngine
-    from weather_restore_ros.metrics import psnr
+    from weather_restore_ros.training.metrics import psnr
     from weather_restore_ros.synth.compose import synthesize
     from weather_restore_ros.synth.samples import sample_images
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_frames_from_a_bag_keep_size_and_get_new_stamps(tmp_path):
-    from weather_restore_ros.rosbag.demo import header_stamp_ns
+    from weather_restore_ros.rosbag.live_demo import header_stamp_ns
     from weather_restore_ros.rosbag.sample_bag import make_sample_bag
     info = make_sample_bag(tmp_path / 'b', size=(80, 60), seconds_per_segment=0.4)
     fs = F.from_bag(info.path, cameras=3, limit=5)

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.ros]
 def test_console_scripts_point_at_the_node_main():
     from importlib.metadata import entry_points
 
-    from weather_restore_ros.ros.node import main
+    from weather_restore_ros.ros.restore_node import main
     scripts = {e.name: e for e in entry_points(group='console_scripts')}
     assert scripts['restore_node'].load() is main
     assert scripts['weather-restore'].value == 'weather_restore_ros.cli:main'
@@ -124,7 +124,7 @@ def test_node_process_exits_1_when_the_model_cannot_load(tmp_path):
 def test_node_module_imports_without_vision_msgs():
     """The import fallback itself: vision_msgs blocked in a fresh interpreter."""
     code = ("import sys; sys.modules['vision_msgs'] = None; sys.modules['vision_msgs.msg'] = None\n"
-            "import weather_restore_ros.ros.node\n"
+            "import weather_restore_ros.ros.restore_node\n"
             "from weather_restore_ros.ros.publishers import MESSAGE_CLASSES as m\n"
             "assert not any(k.startswith('vision_msgs/') for k in m), m\n"
             "assert 'std_msgs/msg/String' in m, m\n"

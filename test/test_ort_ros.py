@@ -81,7 +81,7 @@ def test_node_with_onnxruntime_restores_and_publishes(visible):
     from sensor_msgs.msg import Image
 
     from weather_restore_ros.engine import RestorationEngine
-    from weather_restore_ros.ros.node import RestoreNode
+    from weather_restore_ros.ros.restore_node import RestoreNode
 
     ckpt, onnx_dir = visible
     frame = pattern_image(48, 64, 3, seed=4)

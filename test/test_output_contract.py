@@ -125,7 +125,7 @@ def test_the_bag_writes_what_the_node_publishes(tmp_path, tiny_checkpoint, one_t
     from sensor_msgs.msg import Image
 
     from weather_restore_ros.ros import publishers
-    from weather_restore_ros.ros.node import RestoreNode
+    from weather_restore_ros.ros.restore_node import RestoreNode
     from weather_restore_ros.rosbag.restore_bag import RestoreOptions, restore_bag
     from weather_restore_ros.rosbag.sample_bag import make_sample_bag
 

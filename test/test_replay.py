@@ -13,7 +13,7 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy is not installed', exc_type=I
 
 from ros_helpers import ros_context  # noqa: E402
 
-from weather_restore_ros.rosbag.replay import (  # noqa: E402
+from weather_restore_ros.rosbag.player import (  # noqa: E402
     Player, ReplayError, ReplayOptions, message_class, qos_profile, replay_bag)
 
 pytestmark = pytest.mark.ros

@@ -13,18 +13,22 @@ import pytest
 import torch
 import yaml
 
-from weather_restore_ros.checkpoint import CheckpointError, load_checkpoint
+from weather_restore_ros.checkpoint import SHIPPED_MODEL, CheckpointError, load_checkpoint
 from weather_restore_ros.cli import main
+from weather_restore_ros.data.build import build_dataset
+from weather_restore_ros.devices import training_device
 from weather_restore_ros.encoders import TINY_CLIP_CONFIG, make_tiny_clip
 from weather_restore_ros.engine import RestorationEngine
 from weather_restore_ros.model.blocks import shuffle_to_bilinear
 from weather_restore_ros.model.config import get_config
 from weather_restore_ros.model.restorer import WeatherRestorer
 from weather_restore_ros.synth.samples import sample_images
-from weather_restore_ros.training import (Objective, ScalarLog, TrainConfig, Trainer,
-                                          build_dataset, training_device)
+from weather_restore_ros.training.config import TrainConfig
+from weather_restore_ros.training.objective import Objective
+from weather_restore_ros.training.trainer import ScalarLog, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
+TRAIN_CONFIGS = REPO / 'train_configs'   # the training recipes (not installed with the package)
 
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
@@ -101,25 +105,26 @@ def test_config_from_yaml_rejects_unknown_options_and_coerces_numbers(tmp_path, 
     cfg = TrainConfig.from_yaml(path, steps=3, batch_size=None)
     assert cfg.steps == 3 and cfg.batch_size == 4
     # The shipped configs stay valid.
-    names = sorted(str(p.relative_to(REPO / 'configs'))
-                   for p in (REPO / 'configs').rglob('*.yaml'))
+    names = sorted(str(p.relative_to(TRAIN_CONFIGS)) for p in TRAIN_CONFIGS.rglob('*.yaml'))
     assert {'weather_small.yaml', 'allweather_base.yaml', 'finetune_small_fleet.yaml'} <= set(names)
     for name in names:
-        TrainConfig.from_yaml(REPO / 'configs' / name)
+        TrainConfig.from_yaml(TRAIN_CONFIGS / name)
 
 
 def test_the_shipped_model_recipe_matches_the_shipped_checkpoint():
-    """configs/weather_small.yaml (from scratch) and weather_small_stage2.yaml (from the first's
-    output) describe the network, the encoder and the last stage of the shipped checkpoint;
+    """train_configs/weather_small.yaml (from scratch) and weather_small_stage2.yaml (from the
+    first's output) describe the network, the encoder and the last stage of the shipped checkpoint;
     the fleet fine-tune describes the same network."""
-    stage1 = TrainConfig.from_yaml(REPO / 'configs' / 'weather_small.yaml')
-    stage2 = TrainConfig.from_yaml(REPO / 'configs' / 'weather_small_stage2.yaml')
-    fleet = TrainConfig.from_yaml(REPO / 'configs' / 'finetune_small_fleet.yaml')
+    stage1 = TrainConfig.from_yaml(TRAIN_CONFIGS / 'weather_small.yaml')
+    stage2 = TrainConfig.from_yaml(TRAIN_CONFIGS / 'weather_small_stage2.yaml')
+    fleet = TrainConfig.from_yaml(TRAIN_CONFIGS / 'finetune_small_fleet.yaml')
     assert not stage1.init_from and fleet.init_from == 'shipped'
     assert stage2.init_from == f'{stage1.out_dir}/last.safetensors'
-    header = (REPO / 'configs' / 'weather_small.yaml').read_text().split('\nout_dir')[0]
-    assert 'configs/weather_small.yaml' in header and 'configs/weather_small_stage2.yaml' in header
-    shipped = load_checkpoint(REPO / 'weather_restore_ros' / 'models' / 'weather_small.safetensors')
+    header = (TRAIN_CONFIGS / 'weather_small.yaml').read_text().split('\nout_dir')[0]
+    # Its header lists every command, both configs by their path.
+    assert 'train_configs/weather_small.yaml' in header
+    assert 'train_configs/weather_small_stage2.yaml' in header
+    shipped = load_checkpoint(SHIPPED_MODEL)
     assert shipped.training['steps'] == stage2.steps
     assert shipped.training['data'] == stage2.data and shipped.training['losses'] == stage2.loss
     assert shipped.training['init_from'] == stage2.init_from
@@ -246,7 +251,7 @@ def test_trained_checkpoint_in_the_engine_gives_the_in_memory_output(trained):
 
 
 def test_holdout_validation_spec_is_the_eval_holdout_set():
-    from weather_restore_ros.holdout import HOLDOUT_CROP, holdout_dataset
+    from weather_restore_ros.data.holdout import HOLDOUT_CROP, holdout_dataset
     names = ('clear', 'rain', 'snow', 'fog', 'raindrop')
     ds = build_dataset({'type': 'synthetic', 'holdout': True, 'length': 2}, names, seed=0,
                        train=False)
@@ -466,8 +471,8 @@ def test_two_gloo_processes_under_torchrun(tmp_path, photos):
 
 def test_non_finite_steps_are_skipped_then_a_diverging_run_stops(tmp_path, photos, monkeypatch):
     """A NaN batch must not reach the weights; a run that keeps producing them stops loudly."""
-    import weather_restore_ros.training as T
-    trainer = T.Trainer(T.TrainConfig(**tiny_config(tmp_path / 'run', photos, steps=3)))
+    import weather_restore_ros.training.trainer as T
+    trainer = T.Trainer(TrainConfig(**tiny_config(tmp_path / 'run', photos, steps=3)))
     real = trainer.objective.forward
     calls = {'n': 0}
 
@@ -535,7 +540,7 @@ def test_init_from_a_checkpoint_fine_tunes_it(tmp_path, photos, trained):
 
 
 def test_fleet_fine_tuning_config_starts_from_the_shipped_model(tmp_path, photos):
-    cfg = TrainConfig.from_yaml(REPO / 'configs' / 'finetune_small_fleet.yaml',
+    cfg = TrainConfig.from_yaml(TRAIN_CONFIGS / 'finetune_small_fleet.yaml',
                                 out_dir=str(tmp_path / 'ft'), steps=1, batch_size=2,
                                 num_workers=0)
     cfg.data = {'train': {**cfg.data['train'], 'clean': [str(photos)], 'crop_size': 64,

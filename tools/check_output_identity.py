@@ -16,9 +16,9 @@ What is hashed (sha256, per topic, in message order):
   arguments, twice: default options, and ``--mask --compressed`` (every output the tool can
   write). Each message's bag timestamp and raw CDR bytes, each connection's type, type hash,
   serialization format and offered QoS, and the JSON summary without its timings and paths.
-* ``weather-restore demo`` (``rosbag.demo.run_demo``, the live node in this process) at 1 Hz, so
-  the node never drops or batches a frame, with ``prior.refresh_seconds`` 2.5 so the wall-clock
-  refresh is decided far from a frame time. Each recorded message's raw CDR bytes (the live
+* ``weather-restore demo`` (``rosbag.live_demo.run_demo``, the live node in this process) at
+  1 Hz, so the node never drops or batches a frame, with ``prior.refresh_seconds`` 2.5 so the
+  wall-clock refresh is decided far from a frame time. Each recorded message's raw CDR bytes (the live
   node's serialization), except ``weather/label_info``, whose header stamp is the node's clock
   at configure time: its frame_id, class map and threshold instead. Receive timestamps are not
   hashed (wall clock). If the demo dropped a frame, the run says so: its hashes then depend on
@@ -113,7 +113,10 @@ def run_bags(work: Path, checkpoint: str) -> dict:
 
 
 def run_demo_hashes(work: Path, checkpoint: str) -> dict:
-    from weather_restore_ros.rosbag.demo import DemoOptions, run_demo
+    try:
+        from weather_restore_ros.rosbag.live_demo import DemoOptions, run_demo
+    except ImportError:   # commits before rosbag/demo.py was renamed live_demo.py
+        from weather_restore_ros.rosbag.demo import DemoOptions, run_demo
     # The model and device as node parameters: DemoOptions has spelled them differently
     # (checkpoint=/device= fields, then an EngineSettings); node_parameters override either.
     res = run_demo(DemoOptions(output=str(work / 'demo'),

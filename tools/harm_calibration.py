@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from weather_restore_ros import harm
-from weather_restore_ros.baselines import dark_channel_dehaze, median_derain
+from weather_restore_ros.training.baselines import dark_channel_dehaze, median_derain
 
 
 def _read(path: Path, max_width: int) -> np.ndarray:

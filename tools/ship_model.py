@@ -3,10 +3,10 @@
 
     python tools/ship_model.py runs/weather_small_stage2/last.safetensors --suite ../shared/data
 
-Refuses a checkpoint that fails the numerical stress test (``weather_restore_ros.stress``:
+Refuses a checkpoint that fails the numerical stress test (``weather_restore_ros.training.stress``:
 inf/NaN or runaway logits on flat colours and saturated blocks) or, with ``--suite``, puts
 coloured speckle into any photo of that folder (``stress.photo_health``, the raw network: no
-run-time guard). Then copies the checkpoint to weather_restore_ros/models/weather_small.safetensors
+run-time guard). Then copies the checkpoint to weather_restore_ros/weights/weather_small.safetensors
 (+ .json), runs the held-out evaluation (``weather-restore eval --holdout``) and, with
 ``--suite``, the public-benchmark suite (``weather-restore eval --suite``) on it -- the
 ``--compare`` checkpoints too, evaluated *before* the copy so the previous shipped model can be
@@ -22,12 +22,12 @@ import sys
 from pathlib import Path
 
 from fetch_training_photos import licence_lines  # tools/, on sys.path as a script
+from weather_restore_ros.checkpoint import HOLDOUT_SHEET, MODEL_CARD, SHIPPED_DIR, SHIPPED_MODEL
 from weather_restore_ros.model import ModelConfig, WeatherRestorer
 from weather_restore_ros.model.profile import count_parameters, gflops
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / 'weather_restore_ros' / 'models'
-TARGET = MODELS / 'weather_small.safetensors'
+TARGET = SHIPPED_MODEL
 
 
 def evaluate(ckpt: Path, out: Path, suite: Path | None = None) -> dict:
@@ -48,7 +48,7 @@ def evaluate(ckpt: Path, out: Path, suite: Path | None = None) -> dict:
 def stress_check(ckpt: Path, photos: Path | None = None) -> dict:
     """The flat-colour stress test and, with ``photos``, speckle on every photo below it."""
     from weather_restore_ros.factory import load_model
-    from weather_restore_ros.stress import photo_health, photo_paths, ship_health
+    from weather_restore_ros.training.stress import photo_health, photo_paths, ship_health
     loaded = load_model(ckpt)
     health = ship_health(loaded.restorer, loaded.encoder)
     if photos is not None:
@@ -99,13 +99,13 @@ def main() -> int:
     if not health['healthy']:
         photos = health.get('photos', {})
         print(f'refusing {args.checkpoint}: runaway output on {health["failed"]} '
-              f'(weather_restore_ros.stress); speckle on {photos.get("harmed", [])[:5]}, '
+              f'(weather_restore_ros.training.stress); speckle on {photos.get("harmed", [])[:5]}, '
               f'non-finite on {photos.get("nonfinite", [])[:5]}', file=sys.stderr)
         return 1
     eval_dir = ROOT / 'runs' / 'ship_eval'
     others = [(run_name(o), evaluate(o, eval_dir / f'compare_{i}', args.suite))
               for i, o in enumerate(args.compare)]
-    MODELS.mkdir(parents=True, exist_ok=True)
+    SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.checkpoint, TARGET)
     shutil.copyfile(args.checkpoint.with_suffix('.json'), TARGET.with_suffix('.json'))
     meta = json.loads(TARGET.with_suffix('.json').read_text())
@@ -116,8 +116,7 @@ def main() -> int:
     ema_note = (f'Shipped weights: the exponential moving average (decay {training["ema_decay"]})'
                 ' of the training weights. ' if training.get('ema_decay') else '')
     shipped = evaluate(TARGET, eval_dir / 'shipped', args.suite)
-    shutil.copyfile(eval_dir / 'shipped' / 'holdout' / 'samples.png',
-                    MODELS / 'holdout_samples.png')
+    shutil.copyfile(eval_dir / 'shipped' / 'holdout' / 'samples.png', HOLDOUT_SHEET)
     rows = [summary_line(f'shipped ({run_name(args.checkpoint)})', shipped)]
     rows += [summary_line(name, report) for name, report in others]
     srd = training.get('losses', {}).get('srd', 0)
@@ -128,7 +127,7 @@ def main() -> int:
                         f'{encoder.options.get("image_size")} px on the shorter side: its pooled '
                         f'{encoder.embed_dim}-d feature is the CWP prior and the weather head\'s '
                         'global input. No CLIP weights can be downloaded where this was trained; '
-                        'with them, `configs/allweather_base.yaml` is the paper setting.')
+                        'with them, `train_configs/allweather_base.yaml` is the paper setting.')
     else:
         encoder_line = f'- Prior encoder: {encoder.describe()}.'
     photos = health.get('photos')
@@ -160,7 +159,8 @@ def main() -> int:
         f'{training.get("wall_time_s", 0) / 60:.0f} min. Losses: {training.get("losses")}. '
         f'{ema_note}',
         f'- Started from: `{training.get("init_from") or "random initialisation"}`.',
-        '- Reproduce: `configs/weather_small.yaml` then `configs/weather_small_stage2.yaml` (the '
+        '- Reproduce: `train_configs/weather_small.yaml` then '
+        '`train_configs/weather_small_stage2.yaml` (the '
         'commands are at the top of the first).', '',
         '## Checks before shipping (`tools/ship_model.py`)',
         f'- Stress test (flat colours, colour blocks, noise; 160 and 320 px): '
@@ -180,7 +180,7 @@ def main() -> int:
              '| run | model PSNR (Y, weather frames) | SSIM | weather accuracy |',
              '|---|---:|---:|---:|', *rows, '',
              '## Held-out results of the shipped model (`weather-restore eval --holdout`)', '',
-             shipped['markdown'], '', '![held-out samples](holdout_samples.png)', '']
+             shipped['markdown'], '', f'![held-out samples]({HOLDOUT_SHEET.name})', '']
     if 'suite_markdown' in shipped:
         card += ['## Public test sets and real photos (`weather-restore eval --suite`)', '',
                  shipped['suite_markdown'], '']
@@ -188,8 +188,8 @@ def main() -> int:
             card += [f'### The same suite with `{name}`', '', report['suite_markdown'], '']
     if args.card_notes:
         card += [args.card_notes.read_text(), '']
-    (MODELS / 'MODEL_CARD.md').write_text('\n'.join(card))
-    print(f'shipped {TARGET}; card: {MODELS / "MODEL_CARD.md"}')
+    MODEL_CARD.write_text('\n'.join(card))
+    print(f'shipped {TARGET}; card: {MODEL_CARD}')
     return 0
 
 

@@ -35,7 +35,13 @@ from .model.config import ModelConfig
 
 FORMAT_VERSION = 1
 META_KEY = 'weather_restore'
-SHIPPED_MODEL = Path(__file__).resolve().parent / 'models' / 'weather_small.safetensors'
+#: The shipped model's folder in the package (weights/: the checkpoint + its .json, the model
+#: card, the held-out sample sheet). Every path to these files is one of the constants below:
+#: tools/ship_model.py writes them, the tests read them, setup.py installs the folder.
+SHIPPED_DIR = Path(__file__).resolve().parent / 'weights'
+SHIPPED_MODEL = SHIPPED_DIR / 'weather_small.safetensors'
+MODEL_CARD = SHIPPED_DIR / 'MODEL_CARD.md'
+HOLDOUT_SHEET = SHIPPED_DIR / 'holdout_samples.png'
 _REQUIRED_KEYS = ('model_config', 'clip', 'class_names')
 
 

@@ -3,8 +3,11 @@
 ``engine_settings`` checks their spelling without torch; whether this machine can honour them
 (CUDA present, that device index, bf16 support, fp16 only on CUDA) needs torch and is decided
 here, before a model is loaded, so a wrong setting fails in milliseconds with the reason.
+:func:`training_device` is the same choice for a training process (one GPU per torchrun rank).
 """
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -51,3 +54,15 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         raise EngineError(f'bf16 is not supported on {torch.cuda.get_device_name(device)}; '
                           'use fp16')
     return PRECISIONS[precision]
+
+
+def training_device(device: str | None = None) -> torch.device:
+    """This process's device. ``None``/'auto' pick CUDA when there is one; a bare 'cuda' means
+    ``cuda:LOCAL_RANK``, so that torchrun's processes each take their own GPU (and
+    ``torch.cuda.set_device`` gets the index it requires); the rest is
+    :func:`resolve_device` (an unusable device raises a ``ValueError`` saying why)."""
+    if device in (None, 'auto'):
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if str(device) == 'cuda':
+        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
+    return resolve_device(device)

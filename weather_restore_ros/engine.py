@@ -35,7 +35,7 @@ from . import DEFAULT_WEATHER_CLASSES, harm, tiling
 from .backends import BackendUnavailable, make_backend
 from .checkpoint import Checkpoint, check_clip_matches, load_checkpoint
 from .devices import PRECISIONS, resolve_device, resolve_precision
-from .encoders import ClipPrior
+from .encoders import ClipEncoder
 from .engine_settings import RUNTIME_FIELDS, EngineError, EngineSettings
 from .factory import encoder_from_checkpoint, restorer_from_checkpoint
 from .frame_transfer import StagingBuffer, check_frame, upload
@@ -90,7 +90,7 @@ class RestorationEngine:
     of this class, not settings a user chooses.
     """
 
-    def __init__(self, model: WeatherRestorer, clip: ClipPrior,
+    def __init__(self, model: WeatherRestorer, clip: ClipEncoder,
                  class_names: Iterable[str] = DEFAULT_WEATHER_CLASSES,
                  settings: EngineSettings | None = None, *, tile_size: int = 512,
                  tile_overlap: int = 64, warmup_shape: tuple[int, int] = (480, 640), log=None,
@@ -287,7 +287,7 @@ class RestorationEngine:
         if len(run) == len(names):
             emb = torch.stack([s.cache.embedding for s in streams]).to(self.dtype)
             image, mask, logits, valid = _finite_or_input(x, *self._forward(x, emb))
-            img8 = _to_uint8(image).permute(0, 2, 3, 1)
+            img8 = harm.to_uint8(image).permute(0, 2, 3, 1)
         else:  # skipped frames are the input bytes, bit for bit (bf16 would round them)
             img8, mask = rgb8.clone(), torch.zeros_like(x[:, :1])
             emb = logits = None
@@ -295,7 +295,7 @@ class RestorationEngine:
                 emb = torch.stack([streams[i].cache.embedding for i in run]).to(self.dtype)
                 restored, m, logits, valid[run] = _finite_or_input(
                     x[run], *self._forward(x[run], emb))
-                img8[run] = _to_uint8(restored).permute(0, 2, 3, 1)
+                img8[run] = harm.to_uint8(restored).permute(0, 2, 3, 1)
                 mask[run] = m.to(mask.dtype)
         # Do no harm: blocks of a restored frame where the network sprayed speckle get the
         # input back (skipped frames are the input, invalid ones were given it above).
@@ -313,7 +313,7 @@ class RestorationEngine:
         timer.mark('restore')
 
         img_u8 = img8.contiguous().cpu().numpy()
-        mask_u8 = _to_uint8(mask)[:, 0].cpu().numpy()
+        mask_u8 = harm.to_uint8(mask)[:, 0].cpu().numpy()
         probs = probs.cpu().numpy()
         valid, unsafe, replaced = torch.stack(
             [valid.float(), unsafe.float(), replaced.float()]).cpu().numpy()
@@ -406,10 +406,6 @@ def _finite_or_input(x: torch.Tensor, image: torch.Tensor, mask: torch.Tensor,
     keep = valid.view(-1, 1, 1, 1)
     return (torch.where(keep, image, x), torch.where(keep, mask, 0.0),
             torch.where(valid.view(-1, 1), logits, 0.0), valid)
-
-
-def _to_uint8(t: torch.Tensor) -> torch.Tensor:
-    return (t.float().clamp(0, 1) * 255).round_().to(torch.uint8)
 
 
 class _StageTimer:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .checkpoint import Checkpoint, CheckpointError, ClipInfo, check_clip_matches, load_checkpoint
-from .encoders import (ClipPrior, TimmEncoder, build_open_clip_from_config, named_clip_config)
+from .encoders import (ClipEncoder, TimmEncoder, build_open_clip_from_config, named_clip_config)
 from .model.restorer import WeatherRestorer
 
 TIMM_PREFIX = 'timm:'
@@ -31,7 +31,7 @@ TIMM_PREFIX = 'timm:'
 class LoadedModel:
     checkpoint: Checkpoint
     restorer: WeatherRestorer
-    encoder: nn.Module          # ClipPrior | TimmEncoder
+    encoder: nn.Module          # ClipEncoder | TimmEncoder
 
 
 def build_encoder(spec: dict, class_names: Sequence[str],
@@ -57,17 +57,17 @@ def build_encoder(spec: dict, class_names: Sequence[str],
         cfg = named_clip_config(embedded) if isinstance(embedded, str) else embedded
         model = build_open_clip_from_config(cfg)
         name = embedded if isinstance(embedded, str) else 'custom'
-        clip = ClipPrior.from_open_clip_model(model, class_names=class_names,
-                                              model_name=f'embedded:{name}', model_cfg=cfg,
-                                              has_text_tower=False)
+        clip = ClipEncoder.from_open_clip_model(model, class_names=class_names,
+                                                model_name=f'embedded:{name}', model_cfg=cfg,
+                                                has_text_tower=False)
         info = ClipInfo(model_name=f'embedded:{name}', pretrained=None,
                         embed_dim=clip.embed_dim, embedded=True, open_clip_config=cfg,
                         has_text_tower=False)
         return clip.to(device), info
-    clip = ClipPrior.from_pretrained(spec.get('model_name', 'ViT-B-32'),
-                                     spec.get('pretrained', 'openai'),
-                                     cache_dir=spec.get('cache_dir'), device=device,
-                                     class_names=class_names)
+    clip = ClipEncoder.from_pretrained(spec.get('model_name', 'ViT-B-32'),
+                                       spec.get('pretrained', 'openai'),
+                                       cache_dir=spec.get('cache_dir'), device=device,
+                                       class_names=class_names)
     info = ClipInfo(model_name=clip.model_name, pretrained=clip.pretrained,
                     embed_dim=clip.embed_dim, embedded=False, has_text_tower=True)
     return clip.to(device), info
@@ -94,13 +94,13 @@ def encoder_from_checkpoint(ckpt: Checkpoint, model_name: str | None = None,
         if visual_missing or unexpected:
             raise CheckpointError(f'{ckpt.path}: embedded CLIP weights do not fit its config '
                                   f'(missing {visual_missing[:3]}, unexpected {unexpected[:3]})')
-        enc = ClipPrior.from_open_clip_model(
+        enc = ClipEncoder.from_open_clip_model(
             model, class_names=ckpt.class_names, model_name=info.model_name,
             model_cfg=info.open_clip_config, pretrained=info.pretrained,
             has_text_tower=info.has_text_tower).to(device)
     else:
-        enc = ClipPrior.from_pretrained(info.model_name, info.pretrained, cache_dir=cache_dir,
-                                        device=device, class_names=ckpt.class_names)
+        enc = ClipEncoder.from_pretrained(info.model_name, info.pretrained, cache_dir=cache_dir,
+                                          device=device, class_names=ckpt.class_names)
     if enc.embed_dim != info.embed_dim:
         raise CheckpointError(
             f'{ckpt.path}: checkpoint expects encoder {info.model_name!r} with a '

@@ -26,7 +26,7 @@ def verification_images(photos=(), weather: tuple[str, ...] = ('rain', 'fog'),
     ``max_pixels`` are shrunk first."""
     import cv2
 
-    from ..stress import photo_paths
+    from ..data.common import photo_paths
     from ..synth import sample_images, synthesize
 
     def fit(rgb):

@@ -1,4 +1,5 @@
-"""``weather-restore bench``: latency of the model and of the whole engine, as numbers."""
+"""``weather-restore bench``: latency of the model and of the whole engine, as numbers (the
+timings: ``engine_bench``, ``thread_bench``, ``node_bench``)."""
 from __future__ import annotations
 
 import sys
@@ -68,6 +69,7 @@ def run(args) -> int:
     from ..checkpoint import CheckpointError
     from ..encoders import MissingWeightsError
     from ..engine import EngineError, RestorationEngine, resolve_device
+    from ..engine_bench import time_engines
     from ..model.config import CONFIGS
     from ..model.profile import count_parameters, gflops, time_forward
     from ..model.restorer import WeatherRestorer
@@ -90,7 +92,7 @@ def run(args) -> int:
         return 2
     settings = settings.replace(device=device, threads=args.threads)
     if args.backends:
-        from .bench_backends import compare_backends
+        from ..engine_bench import compare_backends
         try:
             return compare_backends(args, settings)
         except (CheckpointError, EngineError, MissingWeightsError) as exc:
@@ -116,45 +118,5 @@ def run(args) -> int:
             print(f'{name:8} {count_parameters(model, inference_only=True):10,d} '
                   f'{gflops(model, h, w):8.2f} {ms:8.1f}', flush=True)
         for batch in args.batch if engines else ():
-            _time_engines(engines, args, h, w, batch)
+            time_engines(engines, args, h, w, batch)
     return 0
-
-
-def _time_engines(engines, args, h: int, w: int, batch: int) -> None:
-    """Every engine on the same frames, iterations interleaved (A, B, A, B, ...): on a shared
-    machine a burst of other load then slows each alike, so the ratio is fair. Also the prior
-    refresh: the encoder's cost on a frame whose camera has no prior yet."""
-    import time
-
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    frames = [(f'cam{i}', rng.integers(0, 256, (h, w, 3), np.uint8)) for i in range(batch)]
-    times = {name: [] for name, _ in engines}
-    stages = {name: [] for name, _ in engines}
-    refresh = {name: [] for name, _ in engines}
-    for _ in range(args.iters):
-        for name, engine in engines:
-            t0 = time.perf_counter()
-            results = engine.restore_batch(frames)
-            times[name].append((time.perf_counter() - t0) * 1e3)
-            stages[name].append(results[0].timings_ms)
-    for _ in range(max(3, args.iters // 4)):
-        for name, engine in engines:
-            engine.forget_stream('refresh')
-            refresh[name].append(engine.restore_batch([('refresh', frames[0][1])])[0]
-                                 .timings_ms['clip'])
-    base = None
-    for name, engine in engines:
-        t = np.asarray(times[name])
-        med = float(np.median(t))
-        base = base or med
-        ratio = '' if med == base else f', {med / base:.2f}x the first'
-        print(f'\nengine {name} ({engine.checkpoint.config.name}, encoder '
-              f'{engine.checkpoint.clip.model_name}, {engine.precision}, batch {batch}): '
-              f'min {t.min():.1f} ms, median {med:.1f} ms per batch{ratio}, '
-              f'{1e3 * batch / med:.1f} frames/s; warm-up {engine.warmup_ms:.0f} ms')
-        print('  median per stage: ' + ', '.join(
-            f'{k} {np.median([s[k] for s in stages[name]]):.1f} ms' for k in stages[name][0]))
-        print(f'  prior refresh (encoder on one new frame): median '
-              f'{np.median(refresh[name]):.1f} ms')

@@ -31,7 +31,7 @@ def run(args) -> int:
     if rclpy_missing('the demo'):
         return 2
     from ..engine_settings import settings_from_args
-    from ..rosbag.demo import DemoError, DemoOptions, run_demo
+    from ..rosbag.live_demo import DemoError, DemoOptions, run_demo
 
     options = DemoOptions(output=args.output, engine=settings_from_args(args),
                           seconds_per_segment=args.seconds_per_segment, rate_hz=args.rate,

@@ -68,7 +68,7 @@ def dataset_from_args(args, class_names):
         if not root:
             raise D.DatasetError(f'--test-set takes NAME:DIR, got {args.test_set!r}')
         return D.open_test_set(name, root, class_names)
-    from ..holdout import holdout_dataset
+    from ..data.holdout import holdout_dataset
     return holdout_dataset(class_names, seed=args.seed)
 
 
@@ -76,13 +76,11 @@ def run(args) -> int:
     from ..engine_settings import settings_from_args
     settings = settings_from_args(args)
     settings.configure_threads()   # before torch is imported: it reads the wait policy once
-    from tqdm import tqdm
-
     from ..data import DatasetError, RealPhotoSet, find_test_sets
     from ..engine import EngineError, RestorationEngine
-    from ..evaluation import (SuiteReport, evaluate, evaluate_photos, write_photo_report,
-                              write_report, write_suite_report)
-    from ..metrics import to_uint8
+    from ..training.evaluation import dataset_samples, evaluate, write_report
+    from ..training.suite import (SuiteReport, evaluate_photos, write_photo_report,
+                                  write_suite_report)
 
     try:
         engine = RestorationEngine.from_settings(settings)
@@ -109,18 +107,6 @@ def run(args) -> int:
         r = engine.restore(rgb, stream='eval')
         return r.image, r.scores
 
-    def pairs(ds, n, desc):
-        for i in tqdm(range(n), unit='img', desc=desc, disable=n < 10 or None):
-            s = ds[i]
-            yield (s['name'], to_uint8(s['input'].permute(1, 2, 0).numpy()),
-                   to_uint8(s['target'].permute(1, 2, 0).numpy()), names[int(s['label'])])
-
-    def photos(ds, n, desc):
-        for i in tqdm(range(n), unit='img', desc=desc, disable=n < 10 or None):
-            s = ds[i]
-            yield (s['name'], to_uint8(s['input'].permute(1, 2, 0).numpy()),
-                   names[int(s['label'])])
-
     meta = {'checkpoint': str(engine.checkpoint.path), 'device': str(engine.device),
             'precision': engine.precision, 'harm_guard': engine.harm_guard,
             'metric_space': on, 'limit': args.limit}
@@ -128,10 +114,10 @@ def run(args) -> int:
     for set_name, ds in sets:
         n = len(ds) if args.limit is None else min(args.limit, len(ds))
         if isinstance(ds, RealPhotoSet):
-            report = evaluate_photos(photos(ds, n, set_name), restore, names, worst=args.worst,
-                                     on=on)
+            report = evaluate_photos(dataset_samples(ds, n, names, set_name, target=False),
+                                     restore, names, worst=args.worst, on=on)
         else:
-            report = evaluate(pairs(ds, n, set_name), restore, names, on=on,
+            report = evaluate(dataset_samples(ds, n, names, set_name), restore, names, on=on,
                               baselines=not args.no_baselines, worst=args.worst)
         reports.append((set_name, ds, n, report))
 

@@ -44,5 +44,5 @@ def run(args) -> int:
     if args.params_file and not os.path.isfile(args.params_file):
         print(f'weather-restore node: no such params file: {args.params_file}', file=sys.stderr)
         return 2
-    from ..ros.node import main
+    from ..ros.restore_node import main
     return main(args=['weather-restore'] + build_ros_args(args))

@@ -45,7 +45,7 @@ def register(sub) -> None:
 def run(args) -> int:
     if rclpy_missing('replay'):
         return 2
-    from ..rosbag.replay import ReplayError, ReplayOptions, replay_bag
+    from ..rosbag.player import ReplayError, ReplayOptions, replay_bag
 
     options = ReplayOptions(rate=args.rate, loop=args.loop, topics=args.topics,
                             clock=args.clock, clock_hz=args.clock_hz, qos=args.qos,

@@ -1,22 +1,14 @@
-"""``weather-restore synth``: clean photos -> paired weather training data (AllWeather layout).
-
-    OUT_DIR/input/<name>_<weather>_<k>.png   degraded
-    OUT_DIR/gt/<name>_<weather>_<k>.png      the clean image, same file name
-    OUT_DIR/labels.csv                       file,weather,severity,seed
-    OUT_DIR/contact_sheet.png                with --contact-sheet
-
-Every sample is reproducible on its own:
-``synthesize(gt, weather, rng=seed, severity=severity)`` with the values from labels.csv.
-"""
+"""``weather-restore synth``: clean photos -> paired weather training data (AllWeather layout,
+written by :func:`weather_restore_ros.synth.pairs.write_pairs`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+from ..file_frames import IMAGE_EXTENSIONS
+
 DEFAULT_WEATHERS = 'rain,snow,fog,raindrop,rain+fog'
 SHEET_MAX_ROWS = 8
-SHEET_TILE_WIDTH = 256
 
 
 def _severity_range(text: str) -> tuple[float, float]:
@@ -67,25 +59,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _sample_seeds(base: int, file_name: str, weather: str, k: int) -> tuple[int, int]:
-    """(effect seed, severity seed): stable per (base seed, file name, weather, k), so adding
-    or removing other files does not change a sample."""
-    import zlib
-
-    import numpy as np
-    key = [base & 0xFFFFFFFF, zlib.crc32(file_name.encode()), zlib.crc32(weather.encode()), k]
-    effect_seed, severity_seed = np.random.SeedSequence(key).generate_state(2)
-    return int(effect_seed), int(severity_seed)
-
-
 def run(args) -> int:
-    import csv
     from pathlib import Path
 
-    import cv2
-    import numpy as np
-
-    from ..synth import contact_sheet, parse_weather, synthesize
+    from ..synth import parse_weather
+    from ..synth.pairs import clean_images, write_pairs
 
     weathers = [w.strip() for w in args.weathers.split(',') if w.strip()]
     try:
@@ -99,63 +77,14 @@ def run(args) -> int:
     if not clean_dir.is_dir():
         print(f'synth: error: not a folder: {clean_dir}', file=sys.stderr)
         return 2
-    files = sorted(p for p in clean_dir.iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = clean_images(clean_dir)
     if not files:
         print(f'synth: error: no images ({", ".join(IMAGE_EXTENSIONS)}) in {clean_dir}',
               file=sys.stderr)
         return 1
-    (out_dir / 'input').mkdir(parents=True, exist_ok=True)
-    (out_dir / 'gt').mkdir(parents=True, exist_ok=True)
-
-    stems = [f.stem for f in files]
-    lo, hi = args.severity
-    failed, rows, sheet_rows, sheet_labels = 0, [], [], []
-    for f in files:
-        # a.png and a.jpg would collide: keep the extension in the name then.
-        stem = f.stem if stems.count(f.stem) == 1 else f'{f.stem}_{f.suffix.lstrip(".").lower()}'
-        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if bgr is None:
-            print(f'synth: error: cannot read image {f}', file=sys.stderr)
-            failed += 1
-            continue
-        if args.max_side and max(bgr.shape[:2]) > args.max_side:
-            s = args.max_side / max(bgr.shape[:2])
-            size = (max(1, round(bgr.shape[1] * s)), max(1, round(bgr.shape[0] * s)))
-            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        sheet_row, sheet_label = [rgb], [f.name]
-        for weather in weathers:
-            for k in range(args.per_image):
-                seed, sev_seed = _sample_seeds(args.seed, f.name, weather, k)
-                severity = round(float(np.random.default_rng(sev_seed).uniform(lo, hi)), 4)
-                degraded, _ = synthesize(rgb, weather, seed, severity)
-                name = f'{stem}_{weather}_{k}.png'
-                ok = cv2.imwrite(str(out_dir / 'input' / name),
-                                 cv2.cvtColor(degraded, cv2.COLOR_RGB2BGR))
-                ok = ok and cv2.imwrite(str(out_dir / 'gt' / name), bgr)
-                if not ok:
-                    print(f'synth: error: cannot write {name} under {out_dir}', file=sys.stderr)
-                    failed += 1
-                    continue
-                rows.append((name, weather, f'{severity:.4f}', seed))
-                if k == 0 and args.contact_sheet and len(sheet_rows) < SHEET_MAX_ROWS:
-                    sheet_row.append(degraded)
-                    sheet_label.append(f'{weather} s={severity:.2f}')
-        if args.contact_sheet and len(sheet_rows) < SHEET_MAX_ROWS:
-            sheet_rows.append(sheet_row)
-            sheet_labels.append(sheet_label)
-
-    with open(out_dir / 'labels.csv', 'w', newline='') as fh:
-        writer = csv.writer(fh)
-        writer.writerow(('file', 'weather', 'severity', 'seed'))
-        writer.writerows(rows)
-    if args.contact_sheet and sheet_rows:
-        sheet = contact_sheet(sheet_rows, sheet_labels, tile_width=SHEET_TILE_WIDTH)
-        sheet_path = out_dir / 'contact_sheet.png'
-        if not cv2.imwrite(str(sheet_path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-            print(f'synth: error: cannot write {sheet_path}', file=sys.stderr)
-            failed += 1
-    print(f'synth: {len(rows)} pairs from {len(files)} file(s) in {out_dir}'
-          + (f'; {failed} failure(s)' if failed else ''))
-    return 1 if failed else 0
+    done = write_pairs(files, out_dir, weathers, per_image=args.per_image,
+                       severity=args.severity, seed=args.seed, max_side=args.max_side,
+                       sheet_rows=SHEET_MAX_ROWS if args.contact_sheet else 0)
+    print(f'synth: {len(done.rows)} pairs from {len(files)} file(s) in {out_dir}'
+          + (f'; {done.failed} failure(s)' if done.failed else ''))
+    return 1 if done.failed else 0

@@ -10,8 +10,8 @@ def register(sub) -> None:
                     'Multi-GPU (or several CPU processes, gloo): torchrun --nproc_per_node=N '
                     '$(which weather-restore) train CONFIG.yaml. Checkpoints (safetensors + JSON)'
                     ' go to out_dir/last.safetensors, losses to out_dir/metrics.jsonl (and '
-                    'TensorBoard when installed). Example configs: configs/*.yaml in the source '
-                    'tree.')
+                    'TensorBoard when installed). Example configs: train_configs/*.yaml in the '
+                    'source tree.')
     p.add_argument('config', help='training config (YAML)')
     p.add_argument('--out-dir', help='override out_dir')
     p.add_argument('--steps', type=int,
@@ -41,7 +41,9 @@ def run(args) -> int:
     if args.threads:   # before torch is imported (by training): it reads the wait policy once
         from ..cpu_threads import configure
         configure(args.threads)
-    from ..training import TrainConfig, train, training_device
+    from ..devices import training_device
+    from ..training.config import TrainConfig
+    from ..training.trainer import train
     try:   # a bad config or device is the user's to fix: say so, no traceback
         cfg = TrainConfig.from_yaml(args.config, out_dir=args.out_dir, steps=args.steps,
                                     batch_size=args.batch_size, num_workers=args.num_workers,

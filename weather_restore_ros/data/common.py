@@ -28,8 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import DEFAULT_WEATHER_CLASSES
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+from ..file_frames import IMAGE_EXTENSIONS
 
 
 class DatasetError(ValueError):
@@ -67,6 +66,21 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[str]
                 if not e.name.startswith('.') and is_image_file(e.name) and e.is_file():
                     out.append(e.name)
     return sorted(out)
+
+
+def photo_paths(roots) -> list[Path]:
+    """Every image below the given folders (or the files themselves), sorted per folder;
+    FileNotFoundError naming a root that does not exist."""
+    out = []
+    for root in roots:
+        root = Path(root).expanduser()
+        if root.is_dir():
+            out += [root / rel for rel in list_images(root, recursive=True)]
+        elif root.is_file():
+            out.append(root)
+        else:
+            raise FileNotFoundError(f'no such photo folder or file: {root}')
+    return out
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:

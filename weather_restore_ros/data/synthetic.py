@@ -56,7 +56,8 @@ class SyntheticWeatherDataset(Dataset):
     ``patterns``: share of samples whose clean image is a :func:`pattern_scene` (flat colours,
     saturated blocks, gradients) instead of a photo, weathered like any other. Photos never
     show them; a camera facing a painted wall or a truck's side does, and a network trained
-    only on photos is free to amplify them until it overflows (``weather_restore_ros.stress``).
+    only on photos is free to amplify them until it overflows
+    (``weather_restore_ros.training.stress``).
     """
 
     def __init__(self, clean_images: str | os.PathLike | Sequence, crop_size=256,

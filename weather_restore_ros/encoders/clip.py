@@ -4,6 +4,8 @@ zero-shot weather classification (Tan et al., arXiv 2306.09008).
 Everything in the hot path runs on the input tensor's device: no PIL, no host round trip.
 ``open_clip`` is imported lazily (importing it costs seconds), so importing this module is cheap.
 Configs and prompts are in :mod:`.clip_configs`, the weight lookup in :mod:`.clip_weights`.
+Over 450 lines on purpose: what is left is the one class, whose loaders, text embeddings,
+preprocessing and zero-shot head share its towers, buffers and open_clip key layout.
 """
 from __future__ import annotations
 
@@ -31,22 +33,22 @@ ClipFeatures = EncoderFeatures  # the name this module's callers know
 
 def make_tiny_clip(class_names: Sequence[str] = DEFAULT_WEATHER_CLASSES, seed: int = 0,
                    prompts: Mapping[str, Sequence[str]] | None = None,
-                   device: str | torch.device = 'cpu') -> 'ClipPrior':
-    """A :class:`ClipPrior` on :data:`TINY_CLIP_CONFIG` with random weights fixed by ``seed``
+                   device: str | torch.device = 'cpu') -> 'ClipEncoder':
+    """A :class:`ClipEncoder` on :data:`TINY_CLIP_CONFIG` with random weights fixed by ``seed``
     (the global RNG state is left untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_open_clip_from_config(TINY_CLIP_CONFIG)
-    prior = ClipPrior.from_open_clip_model(model, class_names=class_names, prompts=prompts,
-                                           model_name='tiny', model_cfg=TINY_CLIP_CONFIG)
-    return prior.to(device)
+    encoder = ClipEncoder.from_open_clip_model(model, class_names=class_names, prompts=prompts,
+                                               model_name='tiny', model_cfg=TINY_CLIP_CONFIG)
+    return encoder.to(device)
 
 
 def _text_only_view(model: nn.Module) -> nn.Module:
     """A shallow copy of an open_clip model without its ``visual`` submodule.
 
     It shares every text parameter with ``model`` (no copy of weights) and still has
-    ``encode_text``; the image tower lives once, as ``ClipPrior.visual``, so the prior's
+    ``encode_text``; the image tower lives once, as ``ClipEncoder.visual``, so the prior's
     ``state_dict`` has each tensor exactly once.
     """
     view = copy.copy(model)
@@ -57,9 +59,11 @@ def _text_only_view(model: nn.Module) -> nn.Module:
     return view
 
 
-# ------------------------------------------------------------------------- the prior
-class ClipPrior(nn.Module):
-    """A frozen (by default) open_clip model used as the weather prior.
+# ------------------------------------------------------------------------- the encoder
+class ClipEncoder(nn.Module):
+    """A frozen (by default) open_clip model used as the prior encoder: its embedding is the
+    weather prior (what the engine's ``PriorCache`` keeps per camera and the restorer's
+    ``CWPPrior`` turns into tokens).
 
     Submodules: ``visual`` (the image tower) and ``text_model`` (the open_clip model without
     its image tower, sharing its text weights; None when there is no text tower). Buffers:
@@ -156,7 +160,7 @@ class ClipPrior(nn.Module):
                              model_name: str | None = None, model_cfg: Mapping | None = None,
                              *, prompts: Mapping[str, Sequence[str]] | None = None,
                              pretrained: str | None = None,
-                             has_text_tower: bool | None = None) -> 'ClipPrior':
+                             has_text_tower: bool | None = None) -> 'ClipEncoder':
         """Wrap an open_clip model (shares its weights; its ViT's ``output_tokens`` is set).
 
         ``model`` is a CLIP/CustomTextCLIP, or a bare image tower (then there is no text tower).
@@ -190,7 +194,7 @@ class ClipPrior(nn.Module):
                         device: str | torch.device = 'cpu',
                         class_names: Sequence[str] = DEFAULT_WEATHER_CLASSES, *,
                         prompts: Mapping[str, Sequence[str]] | None = None,
-                        allow_download: bool | None = None) -> 'ClipPrior':
+                        allow_download: bool | None = None) -> 'ClipEncoder':
         """Load an open_clip model.
 
         * ``model_name`` an open_clip architecture (``'ViT-B-32'``) and ``pretrained`` one of its
@@ -326,7 +330,7 @@ class ClipPrior(nn.Module):
     def trainable(self, value: bool) -> None:
         self.set_trainable(value)
 
-    def set_trainable(self, trainable: bool = True) -> 'ClipPrior':
+    def set_trainable(self, trainable: bool = True) -> 'ClipEncoder':
         """Unfreeze (or freeze) the image tower: ``requires_grad``, gradients through
         ``encode``, follows ``train()``. The text tower is never trained: the class text
         embeddings are computed once."""
@@ -334,7 +338,7 @@ class ClipPrior(nn.Module):
             p.requires_grad_(bool(trainable))
         return self.train(self.training)
 
-    def train(self, mode: bool = True) -> 'ClipPrior':
+    def train(self, mode: bool = True) -> 'ClipEncoder':
         """A frozen prior stays in eval mode even when a parent module calls ``train()``
         (patch dropout and the like must not act on a frozen tower)."""
         super().train(mode and self.trainable)
@@ -398,7 +402,7 @@ class ClipPrior(nn.Module):
                      for chunk in torch.split(feats, counts)]
         return torch.stack(per_class).to(self.logit_scale.device)
 
-    def drop_text_tower(self) -> 'ClipPrior':
+    def drop_text_tower(self) -> 'ClipEncoder':
         """Free the text tower; the cached class embeddings (and zero_shot) stay."""
         self.text_model = None
         self.tokenizer = None

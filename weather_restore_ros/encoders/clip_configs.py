@@ -106,7 +106,7 @@ def build_open_clip_from_config(cfg: Mapping) -> nn.Module:
     custom_text = model_cfg.pop('custom_text', False) or 'hf_model_name' in model_cfg.get(
         'text_cfg', {})
     if 'multimodal_cfg' in model_cfg:
-        raise ValueError('CoCa configs (multimodal_cfg) are not supported by ClipPrior')
+        raise ValueError('CoCa configs (multimodal_cfg) are not supported by ClipEncoder')
     if 'hf_model_name' in model_cfg.get('text_cfg', {}):
         model_cfg['text_cfg'] = dict(model_cfg['text_cfg'], hf_model_pretrained=False)
     if 'timm_model_name' in model_cfg.get('vision_cfg', {}):

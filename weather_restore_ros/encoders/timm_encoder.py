@@ -125,7 +125,7 @@ def _sha256(path: Path) -> str:
 
 
 class TimmEncoder(nn.Module):
-    """A frozen timm EfficientNet as the prior encoder (same interface as ``ClipPrior``).
+    """A frozen timm EfficientNet as the prior encoder (same interface as ``ClipEncoder``).
 
     ``pretrained=True`` loads the ImageNet weights of :data:`PRETRAINED_TIMM` ``name`` (checked
     against its SHA-256); False keeps timm's random initialisation (tests).

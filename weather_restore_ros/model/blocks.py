@@ -6,7 +6,7 @@ Choices, all driven by batch-1 inference on a robot (CPU or small GPU):
   a per-pixel channel LayerNorm sits in front of cross-attention and, with
   ``ModelConfig.block_norm``, in front of every block and SAR unit (NAFNet's layout). Without
   it SimpleGate can square the activations' scale block after block: small-model fine-tunes
-  overflowed to NaN on flat colours (``weather_restore_ros.stress``);
+  overflowed to NaN on flat colours (``weather_restore_ros.training.stress``);
 * depthwise-separable convolutions (ConvNeXt/MobileNet style): a ``k x k`` depthwise conv for
   the spatial context, then a 1x1 inverted bottleneck. A plain 3x3 conv costs ``9 C^2`` MACs per
   pixel, this block ``k^2 C + 1.5 e C^2`` -- ~3x cheaper at e=2, with the same receptive field;

@@ -72,8 +72,8 @@ class ModelConfig:
     # A channel LayerNorm in front of every conv block and SAR unit (NAFNet's layout). The
     # blocks' SimpleGate multiplies two activations, so without a norm a block can square its
     # input's scale: fine-tunes of the small model ran away to NaN on flat colours that no
-    # validation photo contains (``weather_restore_ros.stress``). Off by default: checkpoints
-    # written before it existed load unchanged; on in configs/allweather_base.yaml.
+    # validation photo contains (``weather_restore_ros.training.stress``). Off by default: checkpoints
+    # written before it existed load unchanged; on in train_configs/allweather_base.yaml.
     block_norm: bool = False
     # How the decoder doubles resolution. 'shuffle': 1x1 conv to 4x the channels + pixel shuffle,
     # each output pixel of a 2x2 cell from its own weights; four such steps (plus the stem) tile

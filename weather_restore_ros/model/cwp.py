@@ -6,7 +6,7 @@ Two kinds of prior tokens (``[B, T, token_dim]``):
   to ``K`` tokens (``LayerNorm -> Linear -> GELU -> Linear(K * token_dim)``). CLIP embeddings
   separate weather types and intensities well (the zero-shot classifier reads the same vector),
   so these tokens tell the restorer *which* degradation to remove in *this* frame. The input
-  LayerNorm matters: ``ClipPrior`` returns L2-normalised embeddings whose entries are ~1/sqrt(D).
+  LayerNorm matters: ``ClipEncoder`` returns L2-normalised embeddings whose entries are ~1/sqrt(D).
 * **distribution-specific** (``M = num_learned_tokens``): free ``nn.Parameter`` tokens learned
   over the whole training set (a dictionary of weather "modes" shared by all samples).
 

@@ -31,7 +31,7 @@ class NodeProcess:
 
     def __init__(self, cameras: int, parameters: dict, domain: int, log_level: str = 'warn'):
         params = {'cameras': camera_names(cameras) + [WARMUP_CAMERA], **parameters}
-        cmd = [sys.executable, '-m', 'weather_restore_ros.ros.node', '--ros-args',
+        cmd = [sys.executable, '-m', 'weather_restore_ros.ros.restore_node', '--ros-args',
                '-r', f'__ns:={NAMESPACE}', '--log-level', log_level]
         for name, value in params.items():
             cmd += ['-p', f'{name}:={_yaml(value)}']

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import defaultdict
 
-from ..rosbag.demo import header_stamp_ns
+from ..rosbag.live_demo import header_stamp_ns
 from ..rosbag.typestore import IMAGE
 from .frames import FrameSet, set_stamp
 from .nodeproc import NAMESPACE, WARMUP_CAMERA, camera_names

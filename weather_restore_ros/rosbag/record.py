@@ -31,7 +31,7 @@ class Recorder:
         from rosbags.interfaces import QosDurability
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        from .replay import message_class
+        from .player import message_class
         from .typestore import get_store
 
         self.node = node

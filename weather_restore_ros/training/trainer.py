@@ -14,17 +14,17 @@ raw weights wander by +-0.5 dB between checkpoints, the average does not -- and
 ``train_state.pt`` keeps the raw weights the optimizer continues from.
 ``resume`` continues exactly where the last checkpoint left off: same step, optimizer moments,
 learning-rate schedule, and the rest of the interrupted epoch's batches (the data order is a
-function of seed and epoch only).
+function of seed and epoch only). Options: :mod:`.config`; the loss module DDP wraps:
+:mod:`.objective`; the step schedule: :mod:`.schedule`.
 """
 from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,196 +32,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import DEFAULT_WEATHER_CLASSES
-from .checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
-from .encoders import ClipPrior
-from .factory import build_encoder
-from .engine import resolve_device
-from .model.config import get_config
-from .model.blocks import shuffle_to_bilinear
-from .model.losses import DEFAULT_LOSS_WEIGHTS, RestorationLoss
-from .model.restorer import WeatherRestorer
-
-#: Weighted loss terms. 'recon' (Charbonnier) weighs 1.0 unless set; the others are computed only
-#: when their weight is > 0 (a term missing from ``loss`` is off). 'psnr': NAFNet's PSNR loss;
-#: 'gate': the SAR gates against the pair's degradation mask (see ``losses.gate_loss``);
-#: 'tone': the 16 px local means (``losses.tone_loss``: no frame darkened for a veil it lacks).
-LOSS_TERMS = tuple(DEFAULT_LOSS_WEIGHTS)
-#: Other ``loss`` options (with defaults).
-LOSS_OPTIONS = {'srd_temperature': 0.1, 'srd_l2_weight': 0.0, 'label_smoothing': 0.0}
-CLIP_OPTIONS = ('timm', 'image_size', 'embedded', 'model_name', 'pretrained', 'cache_dir',
-                'trainable')
-#: ModelConfig fields the trainer derives from the CLIP, the loss and class_names.
-DERIVED_MODEL_FIELDS = ('clip_dim', 'num_classes', 'class_names', 'srd_dim', 'use_srd')
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; loaded from YAML (see ``configs/*.yaml``).
-
-    ``model``: ``{name: tiny|small|base, <ModelConfig field overrides>}``.
-    ``clip``: ``{model_name, pretrained, cache_dir}`` for an open_clip model, or
-    ``{embedded: <'tiny'|'small'|open_clip architecture name|config dict>}`` for a randomly
-    initialised tower stored in the checkpoints; ``trainable: true`` fine-tunes the image tower
-    jointly (at ``clip_lr``; the checkpoints then store its weights), else it stays frozen.
-    ``data``: ``{train: spec, val: spec}`` (see :func:`build_dataset`); ``val`` is optional.
-    ``loss``: weights of :data:`LOSS_TERMS` plus :data:`LOSS_OPTIONS`.
-    ``amp``: fp16 autocast + GradScaler, on CUDA only (ignored on CPU).
-    ``steps`` counts optimizer steps of the global batch (``batch_size`` x processes).
-    ``init_from``: start from a checkpoint's weights (``shipped`` = the packaged model) instead of
-    a random initialisation -- fine-tuning, e.g. the shipped model on a fleet's own frames. The
-    model and clip sections must describe the same network; ``--resume`` takes precedence.
-    ``train_only``: names of restorer submodules (e.g. ``[classifier]``) to train, the rest of
-    the restorer frozen -- e.g. re-fitting the weather head of a trained model without
-    touching a single weight of its restoration (empty: train everything).
-    """
-
-    out_dir: str = 'runs/train'
-    seed: int = 0
-    class_names: tuple = DEFAULT_WEATHER_CLASSES
-    model: dict = field(default_factory=lambda: {'name': 'small'})
-    clip: dict = field(default_factory=lambda: {'model_name': 'ViT-B-32',
-                                                'pretrained': 'openai'})
-    data: dict = field(default_factory=dict)
-    steps: int = 100_000
-    batch_size: int = 8                              # per process
-    lr: float = 2e-4
-    clip_lr: float = 5e-5
-    weight_decay: float = 1e-4
-    warmup_steps: int = 1000
-    grad_clip: float = 1.0                           # 0 = no clipping
-    ema_decay: float = 0.0                           # restorer weight EMA; 0 = off
-    init_from: str = ''                              # checkpoint path | 'shipped' | '' (random)
-    train_only: list = field(default_factory=list)   # restorer submodules to train; [] = all
-    amp: bool = True
-    num_workers: int = 4
-    loss: dict = field(default_factory=lambda: {'recon': 1.0, 'ssim': 0.2, 'srd': 0.1,
-                                                'cls': 0.05, 'srd_temperature': 0.1})
-    log_every: int = 50
-    val_every: int = 1000
-    ckpt_every: int = 1000
-    val_images: int = 64
-
-    def __post_init__(self):
-        # YAML 1.1 reads "1e-3" as a string and "5" where a float is meant as an int: coerce,
-        # and say which option is wrong instead of failing deep inside the optimizer.
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type == 'int':
-                setattr(self, f.name, _as_number(f.name, v, int))
-            elif f.type == 'float':
-                setattr(self, f.name, _as_number(f.name, v, float))
-            elif f.type == 'bool' and not isinstance(v, bool):
-                raise ValueError(f'training option {f.name} must be true or false, got {v!r}')
-            elif f.type == 'dict' and not isinstance(v, dict):
-                raise ValueError(f'training option {f.name} must be a mapping, got {v!r}')
-            elif f.type == 'list' and not (isinstance(v, (list, tuple))
-                                           and all(isinstance(x, str) for x in v)):
-                raise ValueError(f'training option {f.name} must be a list of names, got {v!r}')
-        self.class_names = tuple(self.class_names)
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f'training option ema_decay must be in [0, 1), got {self.ema_decay}')
-        for name in ('steps', 'warmup_steps', 'num_workers', 'val_images'):
-            if getattr(self, name) < 0:
-                raise ValueError(f'training option {name} must be >= 0')
-        for name in ('batch_size', 'log_every', 'val_every', 'ckpt_every'):
-            if getattr(self, name) < 1:
-                raise ValueError(f'training option {name} must be >= 1')
-        _check_keys('loss', self.loss, LOSS_TERMS + tuple(LOSS_OPTIONS))
-        self.loss = {k: _as_number(f'loss.{k}', v, float) for k, v in self.loss.items()}
-        _check_keys('clip', self.clip, CLIP_OPTIONS)
-        derived = sorted(set(self.model) & set(DERIVED_MODEL_FIELDS))
-        if derived:
-            raise ValueError(f'model: {derived} are set by the trainer (from clip, loss and '
-                             'class_names); remove them from the model section')
-        if self.data and 'train' not in self.data:
-            raise ValueError("data needs a 'train' entry (and optionally 'val')")
-        _check_keys('data', self.data, ('train', 'val'))
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> 'TrainConfig':
-        """Load a YAML config; ``overrides`` (None values ignored) replace top-level options.
-        Unknown options (top level, ``loss``, ``clip``, ``data``) raise ``ValueError``."""
-        import yaml
-        with open(path) as f:
-            d = yaml.safe_load(f) or {}
-        if not isinstance(d, dict):
-            raise ValueError(f'{path}: a training config is a YAML mapping')
-        d.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f'{path}: unknown training option(s) {sorted(unknown)}; valid: '
-                             f'{sorted(f.name for f in fields(cls))}')
-        try:
-            return cls(**d)
-        except ValueError as exc:
-            raise ValueError(f'{path}: {exc}') from None
-
-
-def _check_keys(section: str, d: dict, valid) -> None:
-    unknown = sorted(set(d) - set(valid))
-    if unknown:
-        raise ValueError(f'unknown {section} option(s) {unknown}; valid: {sorted(valid)}')
-
-
-def _as_number(name: str, v, kind):
-    if isinstance(v, bool) or v is None:
-        raise ValueError(f'training option {name} must be a number, got {v!r}')
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f'training option {name} must be a number, got {v!r}') from None
-    if kind is int:
-        if not x.is_integer():
-            raise ValueError(f'training option {name} must be a whole number, got {v!r}')
-        return int(x)
-    return x
-
-
-# ---------------------------------------------------------------------------- building blocks
-def build_dataset(spec: dict, class_names, seed: int, train: bool):
-    """A dataset from a config entry: ``type`` is synthetic | paired | allweather | cdd11 | test.
-
-    ``crop_size`` (default 256 for training, full images for validation) and ``seed`` (default:
-    the run's) apply to all; the other keys go to the dataset class. ``synthetic`` takes
-    ``clean`` (photo folders/files and/or ``samples``: :func:`holdout.training_photo_sources`),
-    ``length``, ``classes``, ``severity_range``; ``{type: synthetic, holdout: true}`` is the
-    held-out validation set (:func:`holdout.holdout_dataset`: ``length``, ``seed``).
-    """
-    from . import data as D
-    spec = dict(spec)
-    kind = spec.pop('type', 'paired')
-    crop = spec.pop('crop_size', 256 if train else None)
-    if kind == 'synthetic' and spec.pop('holdout', False):
-        # The frames of ``weather-restore eval --holdout`` (its seed 1234 unless ``seed`` given).
-        from .holdout import holdout_dataset
-        return holdout_dataset(class_names, **spec)
-    common = dict(crop_size=crop, class_names=class_names, seed=spec.pop('seed', seed))
-    if kind == 'synthetic':
-        from .holdout import training_photo_sources
-        clean = training_photo_sources(spec.pop('clean', 'samples'))
-        return D.SyntheticWeatherDataset(clean, length=spec.pop('length', 10_000), **common,
-                                         **spec)
-    if kind == 'paired':
-        return D.PairedFolderDataset(spec.pop('root'), **common, **spec)
-    if kind == 'allweather':
-        return D.AllWeatherListDataset(spec.pop('list'), **common, **spec)
-    if kind == 'cdd11':
-        return D.CDD11Dataset(spec.pop('root'), **common, **spec)
-    if kind == 'test':
-        return D.SingleTestSet(spec.pop('name'), spec.pop('root'), **common, **spec)
-    raise ValueError(f'unknown dataset type {kind!r} (synthetic, paired, allweather, cdd11, '
-                     'test)')
-
-
-def lr_lambda(warmup: int, total: int):
-    """Linear warm-up, then cosine decay to 1 % of the base rate."""
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        t = (step - warmup) / max(1, total - warmup)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-    return f
+from ..checkpoint import Checkpoint, CheckpointError, ClipInfo, load_checkpoint, save_checkpoint
+from ..data.build import build_dataset
+from ..devices import training_device
+from ..factory import build_encoder
+from ..harm import to_uint8
+from ..model.blocks import shuffle_to_bilinear
+from ..model.config import get_config
+from ..model.restorer import WeatherRestorer
+from .config import TrainConfig
+from .objective import Objective
+from .schedule import lr_lambda, rest_of_epoch
 
 
 class ScalarLog:
@@ -250,95 +71,7 @@ class ScalarLog:
             self._tb.close()
 
 
-class _SkipFirst(torch.utils.data.Sampler):
-    """A sampler without its first ``n`` indices: the rest of an interrupted epoch."""
-
-    def __init__(self, sampler, n: int):
-        self.sampler, self.n = sampler, n
-
-    def __iter__(self):
-        it = iter(self.sampler)
-        for _ in range(self.n):
-            next(it, None)
-        return it
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.n)
-
-
-def _rest_of_epoch(loader, batches_done: int):
-    """``loader`` without its first ``batches_done`` batches, without loading them."""
-    if batches_done == 0:
-        return loader
-    return torch.utils.data.DataLoader(
-        loader.dataset, batch_size=loader.batch_size,
-        sampler=_SkipFirst(loader.sampler, batches_done * loader.batch_size),
-        num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-        worker_init_fn=loader.worker_init_fn, generator=loader.generator,
-        multiprocessing_context=loader.multiprocessing_context)
-
-
-# ---------------------------------------------------------------------------- the run
 MAX_NONFINITE_STEPS = 20
-
-
-class Objective(torch.nn.Module):
-    """Restorer + prior encoder + losses as one module, so that DDP wraps a single forward and
-    sees every parameter that gets a gradient (the restorer's and a trainable CLIP tower's).
-
-    ``loss``: weights of :data:`LOSS_TERMS` (recon default 1.0, the others off when missing) and
-    :data:`LOSS_OPTIONS`, combined by :class:`RestorationLoss`. 'srd' needs ``teacher``, a frozen
-    CLIP (the prior encoder itself when that is frozen: then one CLIP pass gives both the prior
-    embedding and the degraded image's teacher tokens).
-    ``forward(x, y, label) -> (weighted total, {term: unweighted detached value})``.
-    """
-
-    def __init__(self, model: WeatherRestorer, clip: ClipPrior, teacher: ClipPrior | None,
-                 loss: dict):
-        super().__init__()
-        self.model, self.clip = model, clip
-        self._teacher = [teacher]  # a list: not a submodule, so DDP neither syncs nor owns it
-        weights = {k: float(loss.get(k, 1.0 if k == 'recon' else 0.0)) for k in LOSS_TERMS}
-        if weights['srd'] > 0 and teacher is None:
-            raise ValueError('loss.srd > 0 needs a CLIP teacher')
-        opt = {k: float(loss.get(k, v)) for k, v in LOSS_OPTIONS.items()}
-        self.criterion = RestorationLoss(weights, srd_temperature=opt['srd_temperature'],
-                                         srd_l2_weight=opt['srd_l2_weight'],
-                                         label_smoothing=opt['label_smoothing'])
-
-    @property
-    def weights(self) -> dict[str, float]:
-        return self.criterion.weights
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor, label: torch.Tensor):
-        teacher = self._teacher[0]
-        srd = self.weights['srd'] > 0
-        shared = srd and teacher is self.clip
-        prior = self.clip.encode(x, with_tokens=shared)
-        out = self.model(x, prior.embedding)
-        tokens = {}
-        if srd:
-            with torch.no_grad():
-                degraded = prior if shared else teacher.encode(x, with_tokens=True)
-                clean = teacher.encode(y, with_tokens=True)
-            tokens = dict(srd_student=self.model.srd_student(out.residuals, degraded.grid),
-                          teacher_degraded=degraded.tokens, teacher_clean=clean.tokens)
-        total, parts = self.criterion(out, y, labels=label, inputs=x, **tokens)
-        del parts['total']
-        return total, parts
-
-
-def training_device(device: str | None = None) -> torch.device:
-    """This process's device. ``None``/'auto' pick CUDA when there is one; a bare 'cuda' means
-    ``cuda:LOCAL_RANK``, so that torchrun's processes each take their own GPU (and
-    ``torch.cuda.set_device`` gets the index it requires); the rest is the engine's
-    :func:`resolve_device` (an unusable device raises a ``ValueError`` saying why)."""
-    if device in (None, 'auto'):
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if str(device) == 'cuda':
-        device = f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
-    return resolve_device(device)
 
 
 class Trainer:
@@ -552,7 +285,7 @@ class Trainer:
         ``val_every`` and checkpoints every ``ckpt_every`` steps and at the end."""
         from tqdm import tqdm
 
-        from .data import make_loader, set_epoch
+        from ..data import make_loader, set_epoch
         cfg = self.cfg
         end = min(cfg.steps, self.step + max_steps) if max_steps else cfg.steps
         loader = make_loader(self.train_set, cfg.batch_size, shuffle=True, seed=cfg.seed,
@@ -570,7 +303,7 @@ class Trainer:
         while self.step < end:
             epoch, done = divmod(self.step, per_epoch)
             set_epoch(loader, epoch)
-            for batch in _rest_of_epoch(loader, done):
+            for batch in rest_of_epoch(loader, done):
                 if self.step >= end:
                     break
                 x = batch['input'].to(self.device, non_blocking=True)
@@ -690,7 +423,8 @@ class Trainer:
 
 
 def _to_uint8(t: torch.Tensor) -> np.ndarray:
-    return (t.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    """[3,H,W] float in [0, 1] -> HxWx3 uint8, rounded as the engine publishes it."""
+    return to_uint8(t).permute(1, 2, 0).cpu().numpy()
 
 
 def train(cfg: TrainConfig, resume: bool = False, device: str | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import DEFAULT_WEATHER_CLASSES
+from .. import DEFAULT_WEATHER_CLASSES
 
 HOLDOUT_SAMPLES = ('china',)
 HOLDOUT_SIZE = 60        # 12 per class on average
@@ -17,8 +17,8 @@ HOLDOUT_CROP = (256, 320)
 
 def holdout_dataset(class_names=DEFAULT_WEATHER_CLASSES, seed: int = 1234,
                     length: int = HOLDOUT_SIZE):
-    from .data import SyntheticWeatherDataset
-    from .synth.samples import sample_images
+    from .synthetic import SyntheticWeatherDataset
+    from ..synth.samples import sample_images
     photos = [img for _, img in sample_images(HOLDOUT_SAMPLES)]
     return SyntheticWeatherDataset(photos, crop_size=HOLDOUT_CROP, length=length, seed=seed,
                                    classes=tuple(class_names), class_names=class_names,
@@ -28,8 +28,8 @@ def holdout_dataset(class_names=DEFAULT_WEATHER_CLASSES, seed: int = 1234,
 def training_photo_sources(entries) -> list:
     """Clean photos for training, decoded (RGB uint8): folders, files, and ``samples`` (the
     shipped photos except the held-out ones)."""
-    from .data.common import list_images, read_rgb
-    from .synth.samples import SAMPLE_FILES, sample_images
+    from .common import list_images, read_rgb
+    from ..synth.samples import SAMPLE_FILES, sample_images
     if isinstance(entries, (str, Path)):
         entries = [entries]
     out: list = []

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.common import photo_paths  # what --photos names (and tools/ship_model.py takes)
+
 #: Flat colours: the saturated corners of the RGB cube, black, white, grey.
 FLAT_COLOURS = {'red': (255, 0, 0), 'green': (0, 255, 0), 'blue': (0, 0, 255),
                 'yellow': (255, 255, 0), 'cyan': (0, 255, 255), 'magenta': (255, 0, 255),
@@ -102,7 +104,7 @@ def ship_health(model, clip, device: str | torch.device = 'cpu') -> dict:
 
 
 #: A wider sweep than :data:`SHIP_SETTINGS` (sizes 96 to 640 px, other block layouts): what the
-#: model card reports, ``python -m weather_restore_ros.stress CHECKPOINT``.
+#: model card reports, ``python -m weather_restore_ros.training.stress CHECKPOINT``.
 SWEEP_SETTINGS = SHIP_SETTINGS + ({'size': 96, 'seed': 2}, {'size': 240, 'seed': 3},
                                   {'size': 480, 'seed': 4}, {'size': 160, 'seed': 5},
                                   {'size': 320, 'seed': 6}, {'size': 640, 'seed': 7})
@@ -117,23 +119,6 @@ def sweep(model, clip, device: str | torch.device = 'cpu', changed_below: float 
     return {'frames': frames, 'failed': failed, 'max_abs_logit': worst,
             'median_psnr_vs_input': round(float(np.median(list(changed.values()))), 1),
             f'changed_below_{changed_below:g}_db': low}
-
-
-def photo_paths(roots) -> list:
-    """Every image below the given folders (or the files themselves), sorted."""
-    from pathlib import Path
-
-    from .data.common import list_images
-    out = []
-    for root in roots:
-        root = Path(root).expanduser()
-        if root.is_dir():
-            out += [root / rel for rel in list_images(root, recursive=True)]
-        elif root.is_file():
-            out.append(root)
-        else:
-            raise FileNotFoundError(f'no such photo folder or file: {root}')
-    return out
 
 
 @torch.inference_mode()
@@ -153,8 +138,8 @@ def photo_health(model, clip, photos, device: str | torch.device = 'cpu',
     """
     import cv2
 
-    from .data.common import read_rgb
-    from .harm import HARM_FRACTION, grid_artifact, speckle_fraction
+    from ..data.common import read_rgb
+    from ..harm import HARM_FRACTION, grid_artifact, speckle_fraction
     dtype = next(model.parameters()).dtype
     harmed, nonfinite, worst, grids = [], [], 0.0, {}
     for path in photos:
@@ -185,7 +170,7 @@ def photo_health(model, clip, photos, device: str | torch.device = 'cpu',
 def main(argv=None) -> int:
     import argparse
     import json
-    ap = argparse.ArgumentParser(prog='python -m weather_restore_ros.stress',
+    ap = argparse.ArgumentParser(prog='python -m weather_restore_ros.training.stress',
                                  description='Numerical stress sweep of a checkpoint '
                                              '(flat colours, colour blocks, binary noise).')
     ap.add_argument('checkpoint', nargs='?', default=None,
@@ -195,7 +180,7 @@ def main(argv=None) -> int:
                     help='also check every photo below these folders for speckle (local '
                          'blow-ups held finite) and non-finite output')
     args = ap.parse_args(argv)
-    from .engine import RestorationEngine
+    from ..engine import RestorationEngine
     engine = RestorationEngine.from_checkpoint(args.checkpoint, device=args.device,
                                                precision='fp32', warmup=False)
     report = sweep(engine.model, engine.clip, engine.device)

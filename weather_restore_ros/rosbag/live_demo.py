@@ -1,10 +1,10 @@
 """``weather-restore demo``: the whole live pipeline on one machine, with nothing configured.
 
 1. Builds a short two-camera bag (``sample_bag``: clear, rain, fog, snow segments).
-2. Starts the live node in this process (``weather_restore_ros.ros.node.RestoreNode``, cameras
-   front and rear, reliable input QoS so a reliable replay is never dropped by QoS), plus a
-   recorder that writes the camera inputs and everything the node publishes to an output bag.
-3. Replays the bag into it at its recorded rate (``replay.Player``), waits for the last frames.
+2. Starts the live node in this process (``ros.restore_node.RestoreNode``, cameras front and
+   rear, reliable input QoS so a reliable replay is never dropped by QoS), plus a recorder
+   that writes the camera inputs and everything the node publishes to an output bag.
+3. Replays the bag into it at its recorded rate (``player.Player``), waits for the last frames.
 4. Writes a contact sheet (input | restored | mask, labelled with the weather, one row per
    segment and camera: the restored frame nearest the segment's middle, and which one it is,
    since a slow machine drops frames) and a summary (frames in/out, drops and why, the rate the
@@ -161,10 +161,10 @@ def _run_live(info: SampleBag, out: Path, options: DemoOptions, log):
     from rclpy.parameter import Parameter
     from rclpy.signals import SignalHandlerOptions
 
-    from ..ros.node import RestoreNode
+    from ..ros.restore_node import RestoreNode
     from ..ros.publishers import MESSAGE_CLASSES
     from .record import Recorder
-    from .replay import Player, ReplayOptions
+    from .player import Player, ReplayOptions
 
     domain = options.domain_id
     if domain is None:

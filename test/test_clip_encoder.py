@@ -1,4 +1,4 @@
-"""ClipPrior on a tiny random-weight open_clip model: no network, no downloads, fast."""
+"""ClipEncoder on a tiny random-weight open_clip model: no network, no downloads, fast."""
 import copy
 import json
 import time
@@ -9,7 +9,7 @@ import torch
 
 from weather_restore_ros import DEFAULT_WEATHER_CLASSES
 from weather_restore_ros.encoders import (
-    DEFAULT_PROMPTS, TINY_CLIP_CONFIG, ClipFeatures, ClipPrior, MissingWeightsError,
+    DEFAULT_PROMPTS, TINY_CLIP_CONFIG, ClipEncoder, ClipFeatures, MissingWeightsError,
     build_open_clip_from_config, make_tiny_clip)
 
 open_clip = pytest.importorskip('open_clip')
@@ -171,7 +171,7 @@ def test_text_embeddings_computed_once():
         return encode_text(*args, **kwargs)
 
     model.encode_text = counting_encode_text
-    p = ClipPrior.from_open_clip_model(model, tokenizer=tokenizer)
+    p = ClipEncoder.from_open_clip_model(model, tokenizer=tokenizer)
     assert calls == {'tokenizer': 1, 'encode_text': 1}
     for _ in range(3):
         p.zero_shot(p.encode(torch.rand(1, 3, 64, 64)).embedding)
@@ -199,7 +199,7 @@ def test_custom_classes_and_prompts():
 # ---------------------------------------------------------------------- image tower only
 def test_image_tower_only():
     model = build_open_clip_from_config(TINY_CLIP_CONFIG)
-    p = ClipPrior.from_open_clip_model(model, has_text_tower=False, model_name='tiny')
+    p = ClipEncoder.from_open_clip_model(model, has_text_tower=False, model_name='tiny')
     assert not p.has_text_tower and p.text_embeddings is None
     assert not any(k.startswith('text_model.') for k in p.state_dict())
     feats = p.encode(torch.rand(1, 3, 64, 64), with_tokens=True)
@@ -207,7 +207,7 @@ def test_image_tower_only():
     with pytest.raises(RuntimeError, match='no text tower'):
         p.zero_shot(feats.embedding)
 
-    bare = ClipPrior.from_open_clip_model(build_open_clip_from_config(TINY_CLIP_CONFIG).visual)
+    bare = ClipEncoder.from_open_clip_model(build_open_clip_from_config(TINY_CLIP_CONFIG).visual)
     assert not bare.has_text_tower and bare.embed_dim == 32
     with pytest.raises(RuntimeError, match='no text tower'):
         bare.zero_shot(torch.randn(1, 32))
@@ -229,7 +229,7 @@ def test_checkpoint_style_rebuild_from_open_clip_config(prior):
     state = {f'visual.{k}': v for k, v in prior.visual.state_dict().items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and not [k for k in missing if k.startswith('visual.')]
-    rebuilt = ClipPrior.from_open_clip_model(model, has_text_tower=False, model_cfg=cfg)
+    rebuilt = ClipEncoder.from_open_clip_model(model, has_text_tower=False, model_cfg=cfg)
     x = torch.rand(2, 3, 70, 50)
     torch.testing.assert_close(rebuilt.encode(x).embedding, prior.encode(x).embedding)
     assert rebuilt.preprocess_cfg == prior.preprocess_cfg
@@ -245,8 +245,8 @@ def test_open_clip_model_view_state_dict_round_trip(prior):
     assert not torch.allclose(other.encode(x).embedding, prior.encode(x).embedding)
     other.open_clip_model.load_state_dict(visual_only, strict=False)  # loads into `other`
     torch.testing.assert_close(other.encode(x).embedding, prior.encode(x).embedding)
-    image_only = ClipPrior.from_open_clip_model(build_open_clip_from_config(TINY_CLIP_CONFIG),
-                                                has_text_tower=False)
+    image_only = ClipEncoder.from_open_clip_model(build_open_clip_from_config(TINY_CLIP_CONFIG),
+                                                  has_text_tower=False)
     assert set(image_only.open_clip_model.state_dict()) == set(visual_only)
 
 
@@ -254,8 +254,8 @@ def test_named_clip_config():
     from weather_restore_ros.encoders import named_clip_config
     tiny = named_clip_config('tiny')
     assert tiny == TINY_CLIP_CONFIG and tiny is not TINY_CLIP_CONFIG
-    small = ClipPrior.from_open_clip_model(build_open_clip_from_config(named_clip_config('small')),
-                                           has_text_tower=False)
+    small = ClipEncoder.from_open_clip_model(
+        build_open_clip_from_config(named_clip_config('small')), has_text_tower=False)
     assert (small.embed_dim, small.image_size, small.grid) == (128, 128, (8, 8))
     assert named_clip_config('ViT-B-32')['embed_dim'] == 512
     with pytest.raises(ValueError, match='unknown CLIP config'):
@@ -267,7 +267,7 @@ def test_resnet_tower_has_no_tokens():
            'vision_cfg': {'image_size': 64, 'layers': [1, 1, 1, 1], 'width': 8,
                           'head_width': 16},
            'text_cfg': TINY_CLIP_CONFIG['text_cfg']}
-    p = ClipPrior.from_open_clip_model(build_open_clip_from_config(cfg), has_text_tower=False)
+    p = ClipEncoder.from_open_clip_model(build_open_clip_from_config(cfg), has_text_tower=False)
     assert not p.supports_tokens and p.token_dim == 0
     assert p.encode(torch.rand(1, 3, 64, 64)).embedding.shape == (1, 32)
     with pytest.raises(ValueError, match='patch tokens are not available'):
@@ -351,7 +351,7 @@ def test_from_local_weights_file_round_trip(tmp_path, prior):
     cfg_path.write_text(json.dumps(prior.open_clip_config()))
     weights = tmp_path / 'tiny.pt'
     torch.save(model.state_dict(), weights)
-    loaded = ClipPrior.from_pretrained(str(cfg_path), pretrained=str(weights))
+    loaded = ClipEncoder.from_pretrained(str(cfg_path), pretrained=str(weights))
     x = torch.rand(2, 3, 80, 64)
     torch.testing.assert_close(loaded.encode(x).embedding, prior.encode(x).embedding,
                                rtol=0, atol=0)
@@ -367,7 +367,7 @@ def test_from_local_dir_round_trip(tmp_path, prior):
     (folder / 'open_clip_config.json').write_text(json.dumps(prior.open_clip_config()))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               str(folder / 'open_clip_model.safetensors'))
-    loaded = ClipPrior.from_pretrained(f'local-dir:{folder}', pretrained='ignored')
+    loaded = ClipEncoder.from_pretrained(f'local-dir:{folder}', pretrained='ignored')
     x = torch.rand(2, 3, 64, 96)
     a, b = loaded.encode(x, with_tokens=True), prior.encode(x, with_tokens=True)
     torch.testing.assert_close(a.embedding, b.embedding, rtol=0, atol=0)
@@ -379,7 +379,7 @@ def test_missing_tag_weights_fail_fast_and_clear(tmp_path, monkeypatch):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     t0 = time.perf_counter()
     with pytest.raises(MissingWeightsError) as err:
-        ClipPrior.from_pretrained('ViT-B-32', 'openai', cache_dir=str(tmp_path))
+        ClipEncoder.from_pretrained('ViT-B-32', 'openai', cache_dir=str(tmp_path))
     assert time.perf_counter() - t0 < 5.0
     msg = str(err.value)
     for part in ("'ViT-B-32'", "'openai'", str(tmp_path), 'timm/vit_base_patch32_clip_224.openai',
@@ -391,8 +391,8 @@ def test_missing_tag_weights_download_disallowed(tmp_path, monkeypatch):
     monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
     t0 = time.perf_counter()
     with pytest.raises(MissingWeightsError, match='not cached'):
-        ClipPrior.from_pretrained('ViT-B-32', 'openai', cache_dir=str(tmp_path),
-                                  allow_download=False)
+        ClipEncoder.from_pretrained('ViT-B-32', 'openai', cache_dir=str(tmp_path),
+                                    allow_download=False)
     assert time.perf_counter() - t0 < 5.0
 
 
@@ -400,20 +400,20 @@ def test_missing_local_files_fail_fast(tmp_path):
     t0 = time.perf_counter()
     missing = tmp_path / 'nope' / 'clip.pt'
     with pytest.raises(MissingWeightsError, match='does not exist') as err:
-        ClipPrior.from_pretrained('ViT-B-32', str(missing))
+        ClipEncoder.from_pretrained('ViT-B-32', str(missing))
     assert str(missing) in str(err.value)
     with pytest.raises(MissingWeightsError, match='neither a pretrained tag'):
-        ClipPrior.from_pretrained('ViT-B-32', 'no_such_tag')
+        ClipEncoder.from_pretrained('ViT-B-32', 'no_such_tag')
     with pytest.raises(MissingWeightsError, match='does not exist'):
-        ClipPrior.from_pretrained(f'local-dir:{tmp_path / "absent"}')
+        ClipEncoder.from_pretrained(f'local-dir:{tmp_path / "absent"}')
     (tmp_path / 'empty').mkdir()
     (tmp_path / 'empty' / 'open_clip_config.json').write_text(
         json.dumps({'model_cfg': TINY_CLIP_CONFIG}))
     with pytest.raises(MissingWeightsError, match='no weights file'):
-        ClipPrior.from_pretrained(f'local-dir:{tmp_path / "empty"}')
+        ClipEncoder.from_pretrained(f'local-dir:{tmp_path / "empty"}')
     assert time.perf_counter() - t0 < 5.0
     with pytest.raises(ValueError, match='unknown open_clip model'):
-        ClipPrior.from_pretrained('ViT-Nope', None)
+        ClipEncoder.from_pretrained('ViT-Nope', None)
 
 
 def test_cached_tag_weights_are_found_without_network(tmp_path):

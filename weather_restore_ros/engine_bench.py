@@ -1,9 +1,11 @@
-"""``weather-restore bench --backends torch onnxruntime``: one model, several backends, one run.
+"""``weather-restore bench --engine`` and ``--backends``: engines timed side by side, one run.
 
-Two figures per size and batch: the **network** (the backend's restorer call on a ready
-``[B,3,H,W]`` tensor with a cached prior: what the backend itself costs) and the **engine**
-(``restore_batch`` of B cameras: upload, prior check, network, harm guard, download). Iterations
-are interleaved (A, B, A, B, ...) so that a burst of other load on a shared machine slows every
+:func:`time_engines`: several checkpoints' engines on the same frames, iterations interleaved,
+and the prior refresh. :func:`compare_backends` (``--backends torch onnxruntime``): one model,
+several backends, two figures per size and batch: the **network** (the backend's restorer call
+on a ready ``[B,3,H,W]`` tensor with a cached prior: what the backend itself costs) and the
+**engine** (``restore_batch`` of B cameras: upload, prior check, network, harm guard,
+download). Iterations are interleaved (A, B, A, B, ...) so that a burst of other load on a shared machine slows every
 backend alike; the table gives medians and the ratio of each backend to the first.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ def compare_backends(args, settings) -> int:
     import torch
     import torch.nn.functional as F
 
-    from ..engine import RestorationEngine
+    from .engine import RestorationEngine
 
     ckpt = (args.checkpoint or ['shipped'])[0]
     w0, h0 = args.size[0]
@@ -73,3 +75,41 @@ def compare_backends(args, settings) -> int:
                 for stream, _ in frames:
                     engine.forget_stream(stream)
     return 0
+
+
+def time_engines(engines, args, h: int, w: int, batch: int) -> None:
+    """Every engine on the same frames, iterations interleaved (A, B, A, B, ...): on a shared
+    machine a burst of other load then slows each alike, so the ratio is fair. Also the prior
+    refresh: the encoder's cost on a frame whose camera has no prior yet."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    frames = [(f'cam{i}', rng.integers(0, 256, (h, w, 3), np.uint8)) for i in range(batch)]
+    times = {name: [] for name, _ in engines}
+    stages = {name: [] for name, _ in engines}
+    refresh = {name: [] for name, _ in engines}
+    for _ in range(args.iters):
+        for name, engine in engines:
+            t0 = time.perf_counter()
+            results = engine.restore_batch(frames)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+            stages[name].append(results[0].timings_ms)
+    for _ in range(max(3, args.iters // 4)):
+        for name, engine in engines:
+            engine.forget_stream('refresh')
+            refresh[name].append(engine.restore_batch([('refresh', frames[0][1])])[0]
+                                 .timings_ms['clip'])
+    base = None
+    for name, engine in engines:
+        t = np.asarray(times[name])
+        med = float(np.median(t))
+        base = base or med
+        ratio = '' if med == base else f', {med / base:.2f}x the first'
+        print(f'\nengine {name} ({engine.checkpoint.config.name}, encoder '
+              f'{engine.checkpoint.clip.model_name}, {engine.precision}, batch {batch}): '
+              f'min {t.min():.1f} ms, median {med:.1f} ms per batch{ratio}, '
+              f'{1e3 * batch / med:.1f} frames/s; warm-up {engine.warmup_ms:.0f} ms')
+        print('  median per stage: ' + ', '.join(
+            f'{k} {np.median([s[k] for s in stages[name]]):.1f} ms' for k in stages[name][0]))
+        print(f'  prior refresh (encoder on one new frame): median '
+              f'{np.median(refresh[name]):.1f} ms')
