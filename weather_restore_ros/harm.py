@@ -245,7 +245,8 @@ def guard(inputs: torch.Tensor, outputs: torch.Tensor, block: int = BLOCK,
 GRID_CELL = 16
 
 
-def grid_artifact(inputs: torch.Tensor, outputs: torch.Tensor, cell: int = GRID_CELL) -> torch.Tensor:
+def grid_artifact(inputs: torch.Tensor, outputs: torch.Tensor,
+                  cell: int = GRID_CELL) -> torch.Tensor:
     """How much the restorer's change ``outputs - inputs`` steps at the edges of ``cell``-pixel
     cells, per image (``(N,)``; ~0 for a change with no grid; the step in units of the change's
     mean pixel-to-pixel variation).

@@ -31,11 +31,11 @@ def run(args) -> int:
     if rclpy_missing('the demo'):
         return 2
     from ..engine_settings import settings_from_args
-    engine = settings_from_args(args)
-    engine.configure_threads()   # before live_demo's imports load torch (the node runs in here)
+    settings = settings_from_args(args)
+    settings.configure_threads()   # before live_demo's imports load torch (the node runs in here)
     from ..rosbag.live_demo import DemoError, DemoOptions, run_demo
 
-    options = DemoOptions(output=args.output, engine=engine,
+    options = DemoOptions(output=args.output, engine=settings,
                           seconds_per_segment=args.seconds_per_segment, rate_hz=args.rate,
                           size=args.size, domain_id=args.domain_id)
     try:
