@@ -275,3 +275,23 @@ def test_grid_artifact_does_not_count_8px_jpeg_blocks_as_cells():
     score = float(harm.grid_artifact(_t(scene), _t(np.clip(out, 0, 255).astype(np.uint8)))[0])
     assert abs(score) < 0.15
     assert float(harm.grid_artifact(_t(scene[:20, :20]), _t(scene[:20, :20]))[0]) == 0
+
+
+def test_crushed_fraction_counts_detail_pushed_into_black_not_a_dark_object_dehazed():
+    """harm.crushed_fraction: a dark, textured object seen through fog (I = t J + (1 - t) A)
+    and restored exactly is dark with *more* contrast than its foggy input: not crushed. The
+    same region taken down to a flat near-black is; so is half a frame darkened tenfold."""
+    rng = np.random.default_rng(4)
+    dark = np.repeat(rng.uniform(5, 35, (H, W, 1)), 3, -1).astype(np.float32)   # J
+    foggy = (0.4 * dark + 0.6 * 200).astype(np.uint8)
+    restored = dark.astype(np.uint8)
+    flat = np.full_like(restored, 10)
+    half = _scene()
+    darkened = half.copy()
+    darkened[:H // 2] = (darkened[:H // 2] * 0.1).astype(np.uint8)
+    scores = harm.crushed_fraction(_t(foggy, foggy, half, half),
+                                   _t(restored, flat, darkened, half))
+    assert float(scores[0]) == 0.0 and float(scores[3]) == 0.0
+    assert float(scores[1]) == 1.0
+    assert 0.4 < float(scores[2]) <= 0.5
+    assert float(harm.crushed_fraction(_t(half[:8, :8]), _t(half[:8, :8]))[0]) == 0

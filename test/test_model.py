@@ -1,5 +1,6 @@
 """WeatherRestorer (tiny config): shapes, ranges, CLIP conditioning, ablations, config I/O."""
 import json
+import math
 
 import pytest
 import torch
@@ -408,6 +409,7 @@ def test_photo_health_flags_speckle_on_a_photo_and_passes_a_healthy_model(tmp_pa
     good = load_model(make_tiny_checkpoint(tmp_path / 'tiny.safetensors'))
     report = photo_health(good.restorer, good.encoder, paths)
     assert report['healthy'] and not report['harmed'] and report['max_speckle'] < 5e-4
+    assert report['crushed']['max'] == 0.0 and report['crushed']['over_5pct'] == 0
     with pytest.raises(FileNotFoundError):
         photo_paths([tmp_path / 'absent'])
 
@@ -438,6 +440,46 @@ def test_shipped_model_restores_every_weather_on_the_held_out_photo():
     engine.forget_stream('t')
     r = engine.restore(clean, 't')
     assert psnr(r.image, clean) >= 35.0 and r.label == 'clear'
+
+
+def test_detail_gain_starts_as_the_identity_and_amplifies_only_the_detail():
+    """restorer.DetailGain: a network with it loads a checkpoint without it and gives the same
+    image (the gain starts at 1); a gain of g turns the input's detail (x minus its Gaussian
+    low-pass) into g times it and leaves a flat frame's tone alone; whatever the head says the
+    gain stays in [0.95, 8] (it amplifies, it does not wash detail out) and is smooth: constant
+    head output on one 8 px cell of the stem grid cannot make a one-pixel spike."""
+    from weather_restore_ros.model.restorer import DetailGain
+    torch.manual_seed(2)
+    plain = build_model('tiny', clip_dim=32)
+    gained = build_model('tiny', clip_dim=32, detail_gain=True)
+    missing, unexpected = gained.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ['detail_gain.head.bias', 'detail_gain.head.weight']
+    assert not unexpected
+    x, e = torch.rand(1, 3, 45, 37), _emb()
+    with torch.no_grad():
+        torch.testing.assert_close(gained(x, e).image, plain(x, e).image)
+        dg = DetailGain(4, 2)
+        feats = torch.zeros(1, 4, 16, 16)
+        img = torch.rand(1, 3, 32, 32)
+        detail = img - dg.lowpass(img)
+        assert detail.abs().mean() > 0.05
+        dg.head.bias.fill_(5.0)
+        gain = dg.gain(feats, (32, 32))
+        assert 2.0 < float(gain.min()) == pytest.approx(float(gain.max()))
+        torch.testing.assert_close(dg(feats, img), (gain - 1) * detail)
+        flat = torch.full((1, 3, 32, 32), 0.4)
+        assert dg(feats, flat).abs().max() < 1e-6            # no detail, no change of tone
+        dg.head.bias.fill_(1e4)
+        assert torch.allclose(dg(feats, img), 7.0 * detail, atol=1e-5)   # at most 8x
+        dg.head.bias.fill_(-1e4)
+        assert float(dg.gain(feats, (32, 32)).min()) > 0.95                # no attenuation
+        dg.head.bias.zero_()
+        spike = torch.zeros(1, 4, 16, 16)
+        spike[..., 8, 8] = 1e3                             # one stem pixel shouts
+        torch.nn.init.constant_(dg.head.weight, 1.0)
+        g = dg.gain(spike, (32, 32))[0, 0]
+        assert float(g.max()) > 2.0
+        assert float((g - 1).gt(0.5).sum()) > 40           # spread over a cell, not a pixel
 
 
 def test_a_shuffle_upsampler_converts_to_a_bilinear_one_with_its_cells_averaged():

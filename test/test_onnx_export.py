@@ -103,10 +103,12 @@ def test_graph_runs_at_other_sizes_and_batches(exported, tiny_checkpoint):
             assert np.abs(a.numpy() - g).max() < 1e-4
 
 
-def test_bilinear_upsample_model_exports_and_matches(tmp_path):
+@pytest.mark.parametrize('detail_gain', [False, True])
+def test_bilinear_upsample_model_exports_and_matches(tmp_path, detail_gain):
     ckpt = make_tiny_checkpoint(tmp_path / 'bilinear.safetensors', upsample='bilinear',
-                                head_std=0.1)
+                                head_std=0.1, detail_gain=detail_gain)
     assert load_checkpoint(ckpt).config.upsample == 'bilinear'
+    assert load_checkpoint(ckpt).config.detail_gain is detail_gain
     rc, stdout, stderr = run_cli(['export', str(ckpt), '-o', str(tmp_path / 'onnx'),
                                   '--max-pixels', str(160 * 120)])
     assert rc == 0, stderr + stdout

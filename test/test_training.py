@@ -521,6 +521,12 @@ def test_init_from_a_checkpoint_fine_tunes_it(tmp_path, photos, trained):
     masked.train(progress=False)
     assert 'loss/gate' in metrics(masked.out)[-1]
     assert not torch.equal(state_of(masked.model)['mask_head.weight'], state['mask_head.weight'])
+    # A detail gain may be added too (it starts at 1: the network as it was).
+    cfg = TrainConfig(**tiny_config(tmp_path / 'gain', photos, steps=1, init_from=str(ckpt_path),
+                                    model={'name': 'tiny', 'detail_gain': True}))
+    state = state_of(Trainer(cfg, device='cpu').model)
+    assert same_state({k: v for k, v in state.items() if not k.startswith('detail_gain.')},
+                      load_checkpoint(ckpt_path).restorer_state)
     # A pixel-shuffle checkpoint into a bilinear-upsample network: the sub-pixel filters are
     # averaged, everything else is taken as it is.
     cfg = TrainConfig(**tiny_config(tmp_path / 'bil', photos, steps=1, init_from=str(ckpt_path),

@@ -29,6 +29,10 @@ def make_tiny_checkpoint(path: str | Path, seed: int = 0,
     if head_std is not None:
         torch.nn.init.normal_(model.head[-1].weight, std=head_std,
                               generator=torch.Generator().manual_seed(seed + 1))
+        if model.detail_gain is not None:   # a gain that varies over the frame, up to ~3x
+            torch.nn.init.normal_(model.detail_gain.head.weight, std=head_std * 10,
+                                  generator=torch.Generator().manual_seed(seed + 2))
+            torch.nn.init.constant_(model.detail_gain.head.bias, 4.0)
     info = ClipInfo(model_name='embedded:tiny', pretrained=None,
                     embed_dim=TINY_CLIP_CONFIG['embed_dim'], embedded=True,
                     open_clip_config=TINY_CLIP_CONFIG, has_text_tower=False)

@@ -81,6 +81,12 @@ class ModelConfig:
     # fog dehazed). 'bilinear': 1x1 conv, then bilinear x2 (the same FLOPs / 4, no cell edges).
     # Default 'shuffle': checkpoints written before the field existed load unchanged.
     upsample: str = 'shuffle'
+    # A per-pixel gain on the input's detail (``restorer.DetailGain``): in fog the scene's
+    # contrast is ``t`` of what it was, and bringing it back means multiplying the detail by
+    # ``1/t``; a purely additive residual has to repaint that detail from half-resolution
+    # features and, in dense fog, paints a smooth dark estimate instead (real foggy photos:
+    # trunks, a car, a pedestrian smoothed away). Off by default: checkpoints load unchanged.
+    detail_gain: bool = False
     # Bound on SimpleGate's two factors (``clamp(-b, b)`` each, so a gate output is at most
     # ``b**2``); 0 = unbounded. Trained weights mostly keep the factors below ~100 on photos
     # (a few photos drove one model's to ~4e3); on an unlucky flat colour a fine-tune's factors

@@ -131,17 +131,19 @@ def photo_health(model, clip, photos, device: str | torch.device = 'cpu',
     The flat-colour frames above catch a runaway that overflows; a runaway held finite shows
     only as speckle over a compact region of an ordinary photo (a car, a pedestrian), which is
     what this catches. Photos are scaled to at most ``max_side`` px (the cost of one pass).
-    Also the cell grid of the change (:func:`weather_restore_ros.harm.grid_artifact`), which
-    the speckle measure does not see: reported, not judged (``healthy`` is speckle only).
+    Also the cell grid of the change (:func:`weather_restore_ros.harm.grid_artifact`) and the
+    detail pushed into black (:func:`weather_restore_ros.harm.crushed_fraction`), which the
+    speckle measure does not see: reported, not judged (``healthy`` is speckle only).
     Returns ``{'photos': n, 'harmed': [(path, fraction)], 'nonfinite': [paths],
-    'max_speckle': worst fraction, 'healthy': bool, 'grid': {'max', 'mean', 'worst': path}}``.
+    'max_speckle': worst fraction, 'healthy': bool, 'grid': {'max', 'mean', 'worst': path},
+    'crushed': {'max', 'mean', 'over_5pct': photos, 'worst': path}}``.
     """
     import cv2
 
     from ..data.common import read_rgb
-    from ..harm import HARM_FRACTION, grid_artifact, speckle_fraction
+    from ..harm import HARM_FRACTION, crushed_fraction, grid_artifact, speckle_fraction
     dtype = next(model.parameters()).dtype
-    harmed, nonfinite, worst, grids = [], [], 0.0, {}
+    harmed, nonfinite, worst, grids, crushed = [], [], 0.0, {}, {}
     for path in photos:
         img = read_rgb(path)
         scale = max_side / max(img.shape[:2])
@@ -155,6 +157,7 @@ def photo_health(model, clip, photos, device: str | torch.device = 'cpu',
             continue
         frac = float(speckle_fraction(x, out)[0])
         grids[str(path)] = float(grid_artifact(x, out)[0])
+        crushed[str(path)] = float(crushed_fraction(x, out)[0])
         worst = max(worst, frac)
         if frac > HARM_FRACTION:
             harmed.append((str(path), round(frac, 5)))
@@ -162,9 +165,13 @@ def photo_health(model, clip, photos, device: str | torch.device = 'cpu',
     grid = ({'max': round(max(grids.values()), 3),
              'mean': round(float(np.mean(list(grids.values()))), 3),
              'worst': max(grids, key=grids.get)} if grids else {})
+    crush = ({'max': round(max(crushed.values()), 4),
+              'mean': round(float(np.mean(list(crushed.values()))), 4),
+              'over_5pct': sum(v > 0.05 for v in crushed.values()),
+              'worst': max(crushed, key=crushed.get)} if crushed else {})
     return {'photos': len(photos), 'harmed': harmed, 'nonfinite': nonfinite,
             'max_speckle': round(worst, 5), 'healthy': not harmed and not nonfinite,
-            'grid': grid}
+            'grid': grid, 'crushed': crush}
 
 
 def main(argv=None) -> int:

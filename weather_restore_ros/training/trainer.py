@@ -198,9 +198,10 @@ class Trainer:
         except RuntimeError as exc:   # shapes differ
             raise CheckpointError(f'init_from: {where} does not fit the configured model '
                                   f'(model section differs?): {exc}') from exc
-        # Only the SRD student head (a checkpoint trained without SRD) and the mask head may be
-        # new; both start from their own initialisation.
-        missing = [k for k in missing if not k.startswith(('srd_head.', 'mask_head.'))]
+        # Only the SRD student head (a checkpoint trained without SRD), the mask head and the
+        # detail gain may be new; they start from their own initialisation.
+        missing = [k for k in missing
+                   if not k.startswith(('srd_head.', 'mask_head.', 'detail_gain.'))]
         if missing or unexpected:
             raise CheckpointError(f'init_from: {where} does not fit the configured model: '
                                   f'missing {missing[:5]}, unexpected {unexpected[:5]}')
