@@ -628,6 +628,24 @@ def test_synthetic_augment_is_deterministic_and_changes_the_clean_crop():
     assert any(not torch.equal(aug_a[i]['target'], plain[i]['target']) for i in range(4))
 
 
+def test_zoom_out_sets_how_far_a_photo_is_scaled_down_before_the_crop():
+    """``zoom_out``: the lower end of the random scale. A 400 px photo for 64 px crops: at 1 it
+    is never scaled; at 0.3 it comes out 120-400 px wide, some draws under half (the scene
+    packed into fewer pixels, as on 481x321 benchmark frames); outside (0, 1] is refused."""
+    from weather_restore_ros.data.synthetic import _rescale
+    photo = np.random.default_rng(1).integers(0, 256, (400, 400, 3), np.uint8)
+    rng = np.random.default_rng(0)
+    assert all(_rescale(photo, rng, 64, zoom_out=1.0) is photo for _ in range(5))
+    widths = {_rescale(photo, rng, 64, zoom_out=0.3).shape[1] for _ in range(20)}
+    assert min(widths) < 200 and min(widths) >= 120 and max(widths) <= 400
+    ds = SyntheticWeatherDataset([photo], crop_size=64, length=4, augment=True, zoom_out=0.3,
+                                 classes=('clear',))
+    assert ds[0]['target'].shape == (3, 64, 64)
+    for bad in (0.0, 1.5):
+        with pytest.raises(DatasetError, match='zoom_out'):
+            SyntheticWeatherDataset([photo], crop_size=64, zoom_out=bad)
+
+
 def test_pattern_scenes_replace_photos_and_are_weathered_like_them():
     """``patterns=1``: every clean target is a flat colour, blocks or a gradient (few distinct
     colours or a smooth ramp, nothing like the photo), deterministic by seed; ``clear`` keeps
