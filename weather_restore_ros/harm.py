@@ -279,6 +279,8 @@ def grid_artifact(inputs: torch.Tensor, outputs: torch.Tensor,
 
 #: Crushed detail: the cell side, ...
 CRUSH_CELL = 16
+#: ... the luma is first averaged over squares of this side (thin streaks are not structure) ...
+CRUSH_POOL = 4
 #: ... a cell the input showed (mean luma above this, 0..255) ...
 CRUSH_SEEN = 48
 #: ... that the output took down to near black (mean luma below this) with less contrast.
@@ -289,27 +291,29 @@ def crushed_fraction(inputs: torch.Tensor, outputs: torch.Tensor,
                      cell: int = CRUSH_CELL) -> torch.Tensor:
     """The share of ``cell``-pixel cells whose content the restorer pushed into black, per
     image (``(N,)``): the input's cell was visible (mean luma > ``CRUSH_SEEN``), the output's is
-    near black (< ``CRUSH_DARK``) and has *less* contrast (luma standard deviation) than the
-    input's had.
+    near black (< ``CRUSH_DARK``) and has *less* contrast than the input's had -- contrast as
+    the spread of the cell's ``CRUSH_POOL``-pixel square means, so that removing thin rain
+    streaks (which add contrast of their own) is not counted as losing structure.
 
     Global over-darkening, which neither the speckle measure nor a PSNR mean shows on a photo
     without ground truth: a dehazer that removes more veil than there was takes dark scenery
     down to black and its detail with it (trees, a rider at night). A correct dehaze of a dark
     object also makes the cell dark, but *raises* its contrast (the detail comes back as ``1/t``
-    of what fog left), so it does not count; only darkness bought with lost detail does.
-    Reported, not guarded: the dark-channel baseline does it too (mean 0.041 of the cells of
-    the 200 DAWN fog photos at 640 px, 54 photos above 5 %), and a frame darker than its input
-    is not a frame that lies. Luma is BT.601 on the 0..255 scale; images narrower than a cell
-    score 0.
+    of what fog left), so it does not count; only darkness bought with lost structure does.
+    Reported, not guarded. Calibration: the
+    dark-channel baseline on every second DAWN fog photo at 640 px, mean 0.049, 33 of 100 photos
+    above 5 %; Rain100H's ground truth against its input (the rain accumulation veil removed)
+    0.014, 11 of 100. Luma is BT.601 on the 0..255 scale; images narrower than a cell score 0.
     """
     if inputs.shape[-1] < cell or inputs.shape[-2] < cell:
         return torch.zeros(inputs.shape[0], device=inputs.device)
     w = torch.tensor([0.299, 0.587, 0.114], device=inputs.device).view(1, 3, 1, 1)
+    k = cell // CRUSH_POOL
 
     def stats(images):
-        y = (to_uint8(images).float() * w).sum(1, keepdim=True)
-        mean = F.avg_pool2d(y, cell)
-        return mean, (F.avg_pool2d(y * y, cell) - mean * mean).clamp(min=0)
+        y = F.avg_pool2d((to_uint8(images).float() * w).sum(1, keepdim=True), CRUSH_POOL)
+        mean = F.avg_pool2d(y, k)
+        return mean, (F.avg_pool2d(y * y, k) - mean * mean).clamp(min=0)
     mean_in, var_in = stats(inputs)
     mean_out, var_out = stats(outputs)
     crushed = (mean_in > CRUSH_SEEN) & (mean_out < CRUSH_DARK) & (var_out < var_in)
