@@ -464,7 +464,7 @@ def test_detail_gain_starts_as_the_identity_and_amplifies_only_the_detail():
     x, e = torch.rand(1, 3, 45, 37), _emb()
     with torch.no_grad():
         torch.testing.assert_close(gained(x, e).image, plain(x, e).image)
-        dg = DetailGain(4, 2)
+        dg = DetailGain(4)
         feats = torch.zeros(1, 4, 16, 16)
         img = torch.rand(1, 3, 32, 32)
         detail = img - dg.lowpass(img)

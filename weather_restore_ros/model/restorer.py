@@ -7,7 +7,7 @@ Data flow (``s = cfg.stem_factor``, scale ``i`` at ``1/(s * 2**i)`` resolution):
       -> CWP cross-attention at the bottleneck          (prior tokens from the CLIP embedding)
       -> decoder: per scale  1x1 conv + pixel-shuffle up, + skip, [CWP cross-attention], blocks
       -> head: 3x3 conv (depthwise-separable) -> pixel-shuffle(s) -> residual
-         [+ (gain - 1) * detail of x, gain a smooth map in [1, 8] from the last decoder
+         [+ (gain - 1) * detail of x, gain a smooth map in [0.95, 8] from the last decoder
           features, with ``detail_gain``]
          [x mask: sigmoid(3x3 conv of the last decoder features), with ``mask_head``];
          image = clamp(x + residual, 0, 1), cropped
@@ -62,13 +62,15 @@ class DetailGain(nn.Module):
     estimate instead. The gain is the ``1/t`` map and is built to be one:
 
     * **smooth**: predicted from the last decoder features, averaged over 4x4 cells of the stem
-      resolution (8 px) and upsampled bilinearly -- a transmission map, not a per-pixel filter
-      (a per-pixel multiplicative map is how a network sprays speckle);
+      resolution (8 px at the ``small`` stem's factor 2) and upsampled bilinearly -- a
+      transmission map, not a per-pixel filter (a per-pixel multiplicative map is how a network
+      sprays speckle);
     * **0.95 to 8**: ``log gain = L tanh((softplus(z - 3) - softplus(-3)) / L)``, ``L = ln 8``
       (the dark-channel baseline's transmission floor 0.1 allows 10): it amplifies, it does not
-      attenuate (by at most 5 %, the price of a gradient at ``z = 0``). A first version that allowed down to 1/8 learnt to wash out three
-      quarters of every rain frame's detail, the streaks with the texture (Rain100L's
-      building facade lost 4.9 dB); removing streaks stays the residual's job;
+      attenuate (by at most 5 %, the price of a gradient at ``z = 0``). A first version that
+      allowed down to 1/8 learnt to wash out three quarters of every rain frame's detail, the
+      streaks with the texture (Rain100L's building facade lost 4.9 dB); removing streaks
+      stays the residual's job;
     * **1 at initialisation** (``z = 0``), so the network starts as without it.
 
     The low-pass is a fixed separable Gaussian (sigma 2 px): the gain touches the detail and not
@@ -81,7 +83,7 @@ class DetailGain(nn.Module):
     _SHIFT = 3.0
     _FLOOR = math.log1p(math.exp(-_SHIFT))     # softplus(-shift): the lift at z = 0
 
-    def __init__(self, channels: int, stem_factor: int):
+    def __init__(self, channels: int):
         super().__init__()
         self.head = nn.Conv2d(channels, 1, 3, padding=1)
         nn.init.zeros_(self.head.weight)
@@ -180,7 +182,7 @@ class WeatherRestorer(nn.Module):
                                  for j in range(n - 1))
         self.head = _conv3x3(w[0], cin * s * s)   # followed by pixel-shuffle(s) in forward
         self.mask_head = nn.Conv2d(w[0], 1, 3, padding=1) if cfg.mask_head else None
-        self.detail_gain = DetailGain(w[0], s) if cfg.detail_gain else None
+        self.detail_gain = DetailGain(w[0]) if cfg.detail_gain else None
 
         cls_in = w[-1] + (cfg.clip_dim if cfg.use_clip_prior else 0)
         self.classifier = nn.Sequential(nn.Linear(cls_in, cfg.cls_hidden), nn.GELU(),
