@@ -300,10 +300,10 @@ def crushed_fraction(inputs: torch.Tensor, outputs: torch.Tensor,
     down to black and its detail with it (trees, a rider at night). A correct dehaze of a dark
     object also makes the cell dark, but *raises* its contrast (the detail comes back as ``1/t``
     of what fog left), so it does not count; only darkness bought with lost structure does.
-    Reported, not guarded. Calibration: the
-    dark-channel baseline on every second DAWN fog photo at 640 px, mean 0.049, 33 of 100 photos
-    above 5 %; Rain100H's ground truth against its input (the rain accumulation veil removed)
-    0.014, 11 of 100. Luma is BT.601 on the 0..255 scale; images narrower than a cell score 0.
+    Reported, not guarded. Calibration: the dark-channel baseline on every second DAWN fog
+    photo at 640 px, mean 0.049, 33 of 100 photos above 5 %; Rain100H's ground truth against
+    its input (the rain accumulation veil removed) 0.014, 11 of 100. Luma is BT.601 on the
+    0..255 scale; images narrower than a cell score 0.
     """
     if inputs.shape[-1] < cell or inputs.shape[-2] < cell:
         return torch.zeros(inputs.shape[0], device=inputs.device)

@@ -217,7 +217,7 @@ def pattern_scene(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _rescale(photo: np.ndarray, rng: np.random.Generator, crop_size,
-             zoom_out: float = 0.5) -> np.ndarray:
+             zoom_out: float) -> np.ndarray:
     """Random zoom out (``zoom_out``-1x, never below the crop): more scene per crop, varied
     scales. The training photos are 1024 px wide; the benchmark frames (Rain100L/H: 481x321) pack
     a scene's fine texture into a third as many pixels, so going down to 0.3x shows the network

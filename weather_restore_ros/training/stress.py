@@ -162,16 +162,21 @@ def photo_health(model, clip, photos, device: str | torch.device = 'cpu',
         if frac > HARM_FRACTION:
             harmed.append((str(path), round(frac, 5)))
     harmed.sort(key=lambda t: -t[1])
-    grid = ({'max': round(max(grids.values()), 3),
-             'mean': round(float(np.mean(list(grids.values()))), 3),
-             'worst': max(grids, key=grids.get)} if grids else {})
-    crush = ({'max': round(max(crushed.values()), 4),
-              'mean': round(float(np.mean(list(crushed.values()))), 4),
-              'over_5pct': sum(v > 0.05 for v in crushed.values()),
-              'worst': max(crushed, key=crushed.get)} if crushed else {})
+    crush = _summary(crushed, 4)
+    if crush:
+        crush['over_5pct'] = sum(v > 0.05 for v in crushed.values())
     return {'photos': len(photos), 'harmed': harmed, 'nonfinite': nonfinite,
             'max_speckle': round(worst, 5), 'healthy': not harmed and not nonfinite,
-            'grid': grid, 'crushed': crush}
+            'grid': _summary(grids, 3), 'crushed': crush}
+
+
+def _summary(scores: dict, digits: int) -> dict:
+    """``{'max', 'mean', 'worst': key}`` of per-photo scores ({} for none)."""
+    if not scores:
+        return {}
+    return {'max': round(max(scores.values()), digits),
+            'mean': round(float(np.mean(list(scores.values()))), digits),
+            'worst': max(scores, key=scores.get)}
 
 
 def main(argv=None) -> int:
