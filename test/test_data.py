@@ -691,3 +691,33 @@ def test_scene_haze_makes_the_clean_target_hazy_towards_the_top():
     assert not torch.equal(rain['input'], rain['target'])    # the weather goes on top of it
     with pytest.raises(DatasetError, match='scene_haze'):
         SyntheticWeatherDataset([dark], scene_haze=1.5, **kw)
+
+
+def test_structures_draw_thin_lines_into_the_clean_target():
+    """structures draws wires, poles or a facade grid into the *clean* image: in the target and
+    the input alike, thin (most pixels untouched), long or gridded, reproducible."""
+    from weather_restore_ros.data.structures import thin_structures
+    grey = np.full((160, 160, 3), 128, np.uint8)
+    kw = dict(crop_size=160, length=8, seed=3, classes=('clear',))
+    drawn = SyntheticWeatherDataset([grey], structures=1.0, **kw)
+    for i in range(8):
+        s = drawn[i]
+        assert torch.equal(s['input'], s['target'])                        # 'clear'
+        assert torch.equal(s['target'], SyntheticWeatherDataset(
+            [grey], structures=1.0, **kw)[i]['target'])                    # deterministic
+        changed = (s['target'] * 255 - 128).abs().amax(0) > 8
+        assert 0.003 < changed.float().mean() < 0.6, i
+        rows, cols = changed.any(1), changed.any(0)
+        # long or gridded: what is drawn spans at least a third of the crop one way
+        assert max(rows.float().mean(), cols.float().mean()) > 1 / 3, i
+    assert torch.equal(SyntheticWeatherDataset([grey], **kw)[0]['target'],
+                       torch.full((3, 160, 160), 128 / 255))
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    out = thin_structures(photo, np.random.default_rng(1))
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert np.array_equal(out, thin_structures(photo, np.random.default_rng(1)))
+    rain = SyntheticWeatherDataset([grey], structures=1.0, **{**kw, 'classes': ('rain',)})[0]
+    assert not torch.equal(rain['input'], rain['target'])
+    with pytest.raises(DatasetError, match='structures'):
+        SyntheticWeatherDataset([grey], structures=-0.1, **kw)

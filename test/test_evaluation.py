@@ -371,6 +371,23 @@ def test_eval_suite_cli_on_the_public_layouts(tiny_checkpoint, samples, tmp_path
     assert 'no known test set' in capsys.readouterr().err
 
 
+def test_holdout_with_structures(tiny_checkpoint, tmp_path, capsys):
+    """eval --holdout --structures P draws wires, poles or a facade into a share P of the
+    held-out frames: other targets than without, recorded in the report; P outside [0, 1] is
+    a clear error."""
+    base = ['eval', '--holdout', '--limit', '3', '--no-baselines', '--checkpoint',
+            str(tiny_checkpoint), '--device', 'cpu', '-o']
+    assert main(base + [str(tmp_path / 'plain')]) == 0
+    assert main(base + [str(tmp_path / 'lines'), '--structures', '1']) == 0
+    plain, lines = (json.loads((tmp_path / d / 'eval.json').read_text())
+                    for d in ('plain', 'lines'))
+    assert plain['meta']['holdout_structures'] == 0 and lines['meta']['holdout_structures'] == 1
+    assert (plain['methods']['input']['all']['psnr'] != lines['methods']['input']['all']['psnr'])
+    capsys.readouterr()
+    assert main(base + [str(tmp_path / 'bad'), '--structures', '1.5']) == 2
+    assert 'structures must be in [0, 1]' in capsys.readouterr().err
+
+
 def test_harm_guard_off_by_default(tiny_checkpoint):
     """Evaluation measures the raw model: the engine eval builds has its harm guard off unless
     --harm-guard, where the commands that publish restore with it on."""

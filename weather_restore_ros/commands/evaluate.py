@@ -48,6 +48,9 @@ def register(sub) -> None:
     p.add_argument('--limit', type=int, help='evaluate at most N samples (per set)')
     p.add_argument('--no-baselines', action='store_true', help='skip the classical baselines')
     p.add_argument('--seed', type=int, default=1234, help='holdout: synthesis seed')
+    p.add_argument('--structures', type=float, default=0.0, metavar='P',
+                   help='holdout: share of frames with thin structures drawn into the scene '
+                        '(wires, poles, a facade grid; default 0)')
     # Evaluation measures the raw model: harm guard off unless --harm-guard. One image at a
     # time, no live first frame: no warm-up.
     add_engine_arguments(p, defaults={'harm_guard': False, 'warmup': False})
@@ -69,7 +72,7 @@ def dataset_from_args(args, class_names):
             raise D.DatasetError(f'--test-set takes NAME:DIR, got {args.test_set!r}')
         return D.open_test_set(name, root, class_names)
     from ..data.holdout import holdout_dataset
-    return holdout_dataset(class_names, seed=args.seed)
+    return holdout_dataset(class_names, seed=args.seed, structures=args.structures)
 
 
 def run(args) -> int:
@@ -134,6 +137,7 @@ def run(args) -> int:
         meta = {**meta, 'data': source, 'samples': n}
         if args.holdout:
             meta['holdout_seed'] = args.seed
+            meta['holdout_structures'] = args.structures
         writer = write_photo_report if isinstance(ds, RealPhotoSet) else write_report
         paths = writer(report, args.output, meta=meta)
         print(report.to_markdown())

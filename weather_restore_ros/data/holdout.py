@@ -16,13 +16,16 @@ HOLDOUT_CROP = (256, 320)
 
 
 def holdout_dataset(class_names=DEFAULT_WEATHER_CLASSES, seed: int = 1234,
-                    length: int = HOLDOUT_SIZE):
+                    length: int = HOLDOUT_SIZE, structures: float = 0.0):
+    """The held-out photo under every weather class; ``structures``: share of frames with
+    thin structures (wires, poles, a facade) drawn into the scene, the frames on which a
+    derainer is most tempted to remove what is not rain."""
     from .synthetic import SyntheticWeatherDataset
     from ..synth.samples import sample_images
     photos = [img for _, img in sample_images(HOLDOUT_SAMPLES)]
     return SyntheticWeatherDataset(photos, crop_size=HOLDOUT_CROP, length=length, seed=seed,
                                    classes=tuple(class_names), class_names=class_names,
-                                   flip=False)
+                                   flip=False, structures=structures)
 
 
 def training_photo_sources(entries) -> list:

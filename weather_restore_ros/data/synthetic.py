@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from .. import DEFAULT_WEATHER_CLASSES
 from .common import (DatasetError, MissingFileError, _as_hw, label_index, list_images,
                      random_crop_flip, read_rgb, sample_rng, to_tensor)
+from .structures import thin_structures
 
 
 def _default_degrade() -> Callable:
@@ -60,6 +61,9 @@ class SyntheticWeatherDataset(Dataset):
     (``weather_restore_ros.training.stress``).
     ``zoom_out``: with ``augment``, each photo is first scaled by a random factor in
     [``zoom_out``, 1] (never below the crop).
+    ``structures``: share of samples whose clean image gets thin man-made structures (wires,
+    poles, a facade grid: :func:`.structures.thin_structures`), often parallel to the rain, so
+    that a thin line is not taken for a streak.
     """
 
     def __init__(self, clean_images: str | os.PathLike | Sequence, crop_size=256,
@@ -68,7 +72,7 @@ class SyntheticWeatherDataset(Dataset):
                  class_names: Sequence[str] = DEFAULT_WEATHER_CLASSES, flip: bool = True,
                  degrade: Callable | None = None, with_params: bool = False,
                  augment: bool = False, scene_haze: float = 0.0, patterns: float = 0.0,
-                 zoom_out: float = 0.5):
+                 zoom_out: float = 0.5, structures: float = 0.0):
         if isinstance(clean_images, (str, os.PathLike)):
             root = os.path.abspath(os.fspath(clean_images))
             if not os.path.isdir(root):
@@ -110,6 +114,9 @@ class SyntheticWeatherDataset(Dataset):
         self.zoom_out = float(zoom_out)
         if not 0.0 < self.zoom_out <= 1.0:
             raise DatasetError(f'zoom_out must be in (0, 1], got {zoom_out}')
+        self.structures = float(structures)
+        if not 0.0 <= self.structures <= 1.0:
+            raise DatasetError(f'structures must be in [0, 1], got {structures}')
         for c in self.classes or ():    # 'rain+fog', 'rain:heavy+fog': labelled 'rain'
             label_index(str(c).split('+')[0].split(':')[0].strip(), self.class_names,
                         where=f'classes ({c})')
@@ -162,6 +169,8 @@ class SyntheticWeatherDataset(Dataset):
             clean = self._clean_crop(k, self.crop_size, rng)
         if self.scene_haze > 0 and rng.random() < self.scene_haze:
             clean = aerial_haze(clean, rng)
+        if self.structures > 0 and rng.random() < self.structures:
+            clean = thin_structures(clean, rng)
         fn = self.degrade if self.degrade is not None else _default_degrade()
         kwargs = {}
         if self.classes is not None:
