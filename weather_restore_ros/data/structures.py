@@ -19,7 +19,7 @@ import numpy as np
 
 from ..synth._common import draw_segments
 
-def _near_vertical(rng: np.random.Generator) -> float:
+def _structure_angle(rng: np.random.Generator) -> float:
     """An angle from vertical, degrees: as the rain's (``synth.rain``) or, for a third of
     them, near horizontal (wires, window sills)."""
     if rng.random() < 2 / 3:
@@ -44,12 +44,22 @@ def _shade(rgb: np.ndarray, cover: np.ndarray, rng: np.random.Generator) -> np.n
 def _lines(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """1-6 long parallel-ish lines (wires, poles, ropes) crossing at least half the crop."""
     n = int(rng.integers(1, 7))
-    angle = np.deg2rad(_near_vertical(rng) + rng.normal(0.0, 3.0, n))
+    angle = np.deg2rad(_structure_angle(rng) + rng.normal(0.0, 3.0, n))
     length = rng.uniform(0.5, 1.5, n) * max(h, w)
     cx, cy = rng.uniform(0, w, n), rng.uniform(0, h, n)
     dx, dy = np.sin(angle) * length / 2, np.cos(angle) * length / 2
     thick = rng.uniform(1.0, 3.0, n)
     return draw_segments(h, w, cx - dx, cy - dy, cx + dx, cy + dy, np.ones(n), thick)
+
+
+def _parallel_lines(centre, span: float, spacing: float, angle: float, rng: np.random.Generator):
+    """Segments (x0, y0, x1, y1, thickness) of evenly spaced lines at ``angle`` (radians from
+    vertical), ``span`` long and covering a ``span`` wide square around ``centre``."""
+    off = np.arange(-span / 2, span / 2, spacing)
+    cx = centre[0] + off * np.cos(angle)
+    cy = centre[1] - off * np.sin(angle)
+    dx, dy = np.sin(angle) * span / 2, np.cos(angle) * span / 2
+    return cx - dx, cy - dy, cx + dx, cy + dy, np.full(len(off), rng.uniform(1.0, 2.0))
 
 
 def _grid(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -59,17 +69,11 @@ def _grid(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     y0, x0 = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
     angle = np.deg2rad(float(np.clip(rng.normal(0.0, 6.0), -20, 20)))
     span = 2 * max(bh, bw)
-    segs = []
-    for spacing, a in ((rng.uniform(3.0, 12.0), angle),
-                       (rng.uniform(5.0, 20.0), angle + np.pi / 2)):
-        if a != angle and rng.random() < 0.3:
-            continue
-        off = np.arange(-span / 2, span / 2, spacing)
-        cx = x0 + bw / 2 + off * np.cos(a)
-        cy = y0 + bh / 2 - off * np.sin(a)
-        dx, dy = np.sin(a) * span / 2, np.cos(a) * span / 2
-        segs.append((cx - dx, cy - dy, cx + dx, cy + dy,
-                     np.full(len(off), rng.uniform(1.0, 2.0))))
+    centre = (x0 + bw / 2, y0 + bh / 2)
+    mullions, sills = rng.uniform(3.0, 12.0), rng.uniform(5.0, 20.0)    # spacings, px
+    segs = [_parallel_lines(centre, span, mullions, angle, rng)]
+    if rng.random() >= 0.3:
+        segs.append(_parallel_lines(centre, span, sills, angle + np.pi / 2, rng))
     x0s, y0s, x1s, y1s, th = (np.concatenate(c) for c in zip(*segs))
     cover = draw_segments(h, w, x0s, y0s, x1s, y1s, np.ones(len(th)), th)
     box = np.zeros((h, w), np.float32)
