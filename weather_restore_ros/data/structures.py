@@ -9,15 +9,16 @@ are power lines, poles, fences, railings and facades.
 
 What tells them apart from streaks, and is kept that way here: a structure is long (it crosses
 half the crop or more) or periodic (a grid of mullions), and it may be darker than its
-background; a streak is short (14-40 px in a ~480x320 frame), tapered, brighter and scattered.
-The angles follow the rain's (``synth.rain``: from vertical, sd 12 degrees), so the two are
-often parallel, the hard case.
+background; a streak is shorter (Rain100L-style: 12-48 px on average in a ~480x320 frame, see
+``synth.rain.RAIN100L``), tapered, brighter and scattered. The angles follow the rain's
+(``synth.rain``: from vertical, sd 12 degrees), so the two are often parallel, the hard case.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..synth._common import draw_segments
+
 
 def _structure_angle(rng: np.random.Generator) -> float:
     """An angle from vertical, degrees: as the rain's (``synth.rain``) or, for a third of
