@@ -388,6 +388,22 @@ def test_holdout_with_structures(tiny_checkpoint, tmp_path, capsys):
     assert 'structures must be in [0, 1]' in capsys.readouterr().err
 
 
+def test_holdout_with_chosen_weathers(tiny_checkpoint, tmp_path, capsys):
+    """eval --holdout --weather rain:light draws only light rain over the held-out photo (every
+    frame labelled rain, recorded in the report); an unknown style is a clear error before any
+    frame is restored."""
+    base = ['eval', '--holdout', '--limit', '4', '--no-baselines', '--checkpoint',
+            str(tiny_checkpoint), '--device', 'cpu', '-o']
+    assert main(base + [str(tmp_path / 'light'), '--weather', 'rain:light']) == 0
+    light = json.loads((tmp_path / 'light' / 'eval.json').read_text())
+    assert light['meta']['holdout_weathers'] == ['rain:light']
+    assert light['meta']['samples'] == 4
+    assert set(light['methods']['input']['groups']) == {'rain'}
+    capsys.readouterr()
+    assert main(base + [str(tmp_path / 'bad'), '--weather', 'rain:bogus']) == 2
+    assert "unknown weather 'rain:bogus'" in capsys.readouterr().err
+
+
 def test_harm_guard_off_by_default(tiny_checkpoint):
     """Evaluation measures the raw model: the engine eval builds has its harm guard off unless
     --harm-guard, where the commands that publish restore with it on."""

@@ -51,6 +51,8 @@ def register(sub) -> None:
     p.add_argument('--structures', type=float, default=0.0, metavar='P',
                    help='holdout: share of frames with thin structures drawn into the scene '
                         '(wires, poles, a facade grid; default 0)')
+    p.add_argument('--weather', nargs='+', metavar='W',
+                   help='holdout: only these weathers, e.g. rain:light (default: every class)')
     # Evaluation measures the raw model: harm guard off unless --harm-guard. One image at a
     # time, no live first frame: no warm-up.
     add_engine_arguments(p, defaults={'harm_guard': False, 'warmup': False})
@@ -72,7 +74,8 @@ def dataset_from_args(args, class_names):
             raise D.DatasetError(f'--test-set takes NAME:DIR, got {args.test_set!r}')
         return D.open_test_set(name, root, class_names)
     from ..data.holdout import holdout_dataset
-    return holdout_dataset(class_names, seed=args.seed, structures=args.structures)
+    return holdout_dataset(class_names, seed=args.seed, structures=args.structures,
+                           weathers=args.weather)
 
 
 def run(args) -> int:
@@ -138,6 +141,7 @@ def run(args) -> int:
         if args.holdout:
             meta['holdout_seed'] = args.seed
             meta['holdout_structures'] = args.structures
+            meta['holdout_weathers'] = list(ds.classes)
         writer = write_photo_report if isinstance(ds, RealPhotoSet) else write_report
         paths = writer(report, args.output, meta=meta)
         print(report.to_markdown())

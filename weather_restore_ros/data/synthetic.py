@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from .. import DEFAULT_WEATHER_CLASSES
 from .common import (DatasetError, MissingFileError, _as_hw, label_index, list_images,
                      random_crop_flip, read_rgb, sample_rng, to_tensor)
+from ..synth.compose import parse_weather
 from .structures import thin_structures
 
 
@@ -120,6 +121,11 @@ class SyntheticWeatherDataset(Dataset):
         for c in self.classes or ():    # 'rain+fog', 'rain:heavy+fog': labelled 'rain'
             label_index(str(c).split('+')[0].split(':')[0].strip(), self.class_names,
                         where=f'classes ({c})')
+            if degrade is None:         # an unknown style fails here, not in a worker
+                try:
+                    parse_weather(str(c))
+                except ValueError as exc:
+                    raise DatasetError(f'classes: {exc}') from exc
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
