@@ -127,7 +127,8 @@ def test_weather_names_and_labels():
         with pytest.raises(ValueError):
             parse_weather(bad)
     # styles: '<effect>:<style>', labelled by the effect
-    assert set(STYLED_WEATHERS) == {'rain:light', 'rain:heavy', 'rain:veil', 'snow:small',
+    assert set(STYLED_WEATHERS) == {'rain:light', 'rain:heavy', 'rain:veil', 'rain:streaks',
+                                    'snow:small',
                                     'snow:medium', 'snow:large', 'raindrop:focused',
                                     'raindrop:defocused'}
     assert set(WEATHER_STYLES) <= set(WEATHER_EFFECTS)
@@ -328,6 +329,21 @@ def test_rain_veil_hazes_the_distance_over_its_streaks():
         assert far < near, 'denser far away (the fog depth proxy)'
         assert out.mean() > tex.mean() + 10
         assert 'veil' in p['effects']['rain'] and p['effects']['rain']['layers']
+
+
+def test_rain_streaks_are_the_physical_streaks_without_their_veil(dark_flat):
+    """'rain:streaks' draws the streaks 'rain' draws for the same seed (where 'rain' lights a
+    streak so does it) but no accumulation veil: the dark frame between the streaks is left
+    as it is, where 'rain' lifts all of it."""
+    for seed in range(3):
+        veiled, pv = synthesize(dark_flat, 'rain', seed, 0.8)
+        bare, pb = synthesize(dark_flat, 'rain:streaks', seed, 0.8)
+        assert pb['effects']['rain']['veil'] == 0 < pv['effects']['rain']['veil']
+        assert pb['effects']['rain']['layers'] == pv['effects']['rain']['layers']
+        lift_v, lift_b = grey(veiled) - grey(dark_flat), grey(bare) - grey(dark_flat)
+        assert lift_b.min() >= -1 and np.median(lift_b) <= 1 < np.median(lift_v)
+        streak = lift_b > 20
+        assert 0.01 < streak.mean() < 0.5 and (lift_v[streak] > 20).mean() > 0.95
 
 
 def test_snow_sizes_grow_from_small_to_large_without_a_veil(dark_flat):

@@ -112,28 +112,32 @@ def test_config_from_yaml_rejects_unknown_options_and_coerces_numbers(tmp_path, 
 
 
 def test_the_shipped_model_recipe_matches_the_shipped_checkpoint():
-    """train_configs/weather_small.yaml (from scratch) and weather_small_stage2.yaml (from the
-    first's output) describe the network, the encoder and the last stage of the shipped checkpoint;
-    the fleet fine-tune describes the same network."""
+    """train_configs/weather_small.yaml (from scratch), weather_small_stage2.yaml (from the
+    first's output) and weather_small_stage3.yaml (the weather head alone, from the second's)
+    describe the network, the encoder and the last stage of the shipped checkpoint; the fleet
+    fine-tune describes the same network."""
     stage1 = TrainConfig.from_yaml(TRAIN_CONFIGS / 'weather_small.yaml')
     stage2 = TrainConfig.from_yaml(TRAIN_CONFIGS / 'weather_small_stage2.yaml')
+    stage3 = TrainConfig.from_yaml(TRAIN_CONFIGS / 'weather_small_stage3.yaml')
     fleet = TrainConfig.from_yaml(TRAIN_CONFIGS / 'finetune_small_fleet.yaml')
     assert not stage1.init_from and fleet.init_from == 'shipped'
     assert stage2.init_from == f'{stage1.out_dir}/last.safetensors'
+    assert stage3.init_from == f'{stage2.out_dir}/last.safetensors'
+    assert stage3.train_only == ['classifier'] and not stage2.train_only
     header = (TRAIN_CONFIGS / 'weather_small.yaml').read_text().split('\nout_dir')[0]
-    # Its header lists every command, both configs by their path.
-    assert 'train_configs/weather_small.yaml' in header
-    assert 'train_configs/weather_small_stage2.yaml' in header
+    # Its header lists every command, every config by its path.
+    for name in ('weather_small', 'weather_small_stage2', 'weather_small_stage3'):
+        assert f'train_configs/{name}.yaml' in header
     shipped = load_checkpoint(SHIPPED_MODEL)
-    assert shipped.training['steps'] == stage2.steps
-    assert shipped.training['data'] == stage2.data and shipped.training['losses'] == stage2.loss
-    assert shipped.training['init_from'] == stage2.init_from
-    for cfg in (stage1, stage2, fleet):
+    assert shipped.training['steps'] == stage3.steps
+    assert shipped.training['data'] == stage3.data and shipped.training['losses'] == stage3.loss
+    assert shipped.training['init_from'] == stage3.init_from
+    for cfg in (stage1, stage2, stage3, fleet):
         net = get_config(cfg.model['name'], **{k: v for k, v in cfg.model.items() if k != 'name'})
         for field in ('mask_head', 'gate_bound', 'block_norm', 'widths', 'channel_attention'):
             assert getattr(shipped.config, field) == getattr(net, field), field
         # Stage 1 upsamples by pixel shuffle; stage 2 converts it to bilinear (init_from
-        # averages the sub-pixel filters) and is what is shipped.
+        # averages the sub-pixel filters), stage 3 keeps it.
         want = 'shuffle' if cfg is stage1 else shipped.config.upsample
         assert net.upsample == want
         assert cfg.clip == {'timm': 'efficientnet_lite0', 'image_size': 160}

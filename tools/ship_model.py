@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Install a trained checkpoint as the package's shipped model and write its model card.
 
-    python tools/ship_model.py runs/weather_small_stage2/last.safetensors --suite ../shared/data
+    python tools/ship_model.py runs/weather_small_stage3/last.safetensors --suite ../shared/data
 
 Refuses a checkpoint that fails the numerical stress test (``weather_restore_ros.training.stress``:
 inf/NaN or runaway logits on flat colours and saturated blocks) or, with ``--suite``, puts
@@ -147,21 +147,22 @@ def main() -> int:
         '## Data', licence_lines(),
         '- Weather: synthesised on the fly (`weather_restore_ros.synth`, the benchmark families '
         'Rain100L/H-style streaks, rain with veil, Snow100K-style snow, RainDrop-style drops, '
-        'and the plain styles); data config: '
+        'and the plain styles); data config of the last stage: '
         f'`{json.dumps(training.get("data", {}).get("train"))}`.',
         '- Held-out validation: the shipped `china.jpg` (CC BY 2.0, danielbuechele), never '
         'trained on: 60 fixed synthetic samples (`weather-restore eval --holdout`, seed 1234).',
         '- Public test sets and real photos (`--suite`): evaluation and model selection only, '
         'never trained on.', '',
         '## Training',
-        f'- {training.get("steps")} steps, batch {training.get("batch_size")}, AdamW, warm-up + '
+        f'- The last stage: {training.get("steps")} steps, batch {training.get("batch_size")}, '
+        f'AdamW, warm-up + '
         f'cosine, on the CPU of a 2-core machine, wall time '
         f'{training.get("wall_time_s", 0) / 60:.0f} min. Losses: {training.get("losses")}. '
         f'{ema_note}',
         f'- Started from: `{training.get("init_from") or "random initialisation"}`.',
-        '- Reproduce: `train_configs/weather_small.yaml` then '
-        '`train_configs/weather_small_stage2.yaml` (the '
-        'commands are at the top of the first).', '',
+        '- Reproduce: `train_configs/weather_small.yaml`, then '
+        '`train_configs/weather_small_stage2.yaml`, then `train_configs/weather_small_stage3.yaml` '
+        '(the weather head alone; the commands are at the top of the first).', '',
         '## Checks before shipping (`tools/ship_model.py`)',
         f'- Stress test (flat colours, colour blocks, noise; 160 and 320 px): '
         f'{health["frames"]} frames, all finite, largest |logit| {health["max_abs_logit"]:.1f}.',

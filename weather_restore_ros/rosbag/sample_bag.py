@@ -69,6 +69,31 @@ def _panning_frames(photo: np.ndarray, count: int, size: tuple[int, int]):
         yield big[y:y + h, x:x + w]
 
 
+def sample_frames(cameras: dict[str, str] | None = None, segments=DEFAULT_SEGMENTS,
+                  frames_per_segment: int = 10, size: tuple[int, int] = (320, 240),
+                  severity: float = 0.8, seed: int = 0):
+    """The frames of a sample bag, in bag order: ``(index, camera, weather, clean, degraded)``
+    for each frame index and each camera in turn (``frames_per_segment`` per weather).
+
+    The one place that says what the demo shows, so that a check of the shipped model on the
+    demo's frames sees the bytes the demo plays.
+    """
+    from ..synth import sample_images, synthesize
+
+    cameras = dict(cameras or DEFAULT_CAMERAS)
+    photos = dict(sample_images(sorted(set(cameras.values()))))
+    count = frames_per_segment * len(segments)
+    rng = np.random.default_rng(seed)
+    frames = {c: _panning_frames(photos[p], count, size) for c, p in cameras.items()}
+    for i in range(count):
+        weather = segments[i // frames_per_segment]
+        for cam in cameras:
+            clean = np.ascontiguousarray(next(frames[cam]))
+            degraded, _ = synthesize(clean, weather, rng=int(rng.integers(2**31)),
+                                     severity=severity)
+            yield i, cam, weather, clean, degraded
+
+
 def make_sample_bag(path: str | Path, *, cameras: dict[str, str] | None = None,
                     segments=DEFAULT_SEGMENTS, seconds_per_segment: float = 2.0,
                     rate_hz: float = 5.0, size: tuple[int, int] = (320, 240),
@@ -78,15 +103,13 @@ def make_sample_bag(path: str | Path, *, cameras: dict[str, str] | None = None,
 
     Cameras publish on ``/<name>/image_raw`` (sensor_msgs/Image) at ``rate_hz``; the second
     camera is offset by a quarter period, as two unsynchronised drivers would be. Header stamps
-    equal the bag timestamps.
+    equal the bag timestamps. The frames are :func:`sample_frames`.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     from ..imaging import numpy_to_image, rgb_to_encoding
-    from ..synth import sample_images, synthesize
 
     cameras = dict(cameras or DEFAULT_CAMERAS)
-    photos = dict(sample_images(sorted(set(cameras.values()))))
     store = get_store()
     Image, Header, Time = (store.types[IMAGE], store.types['std_msgs/msg/Header'],
                            store.types['builtin_interfaces/msg/Time'])
@@ -98,26 +121,21 @@ def make_sample_bag(path: str | Path, *, cameras: dict[str, str] | None = None,
     info = SampleBag(Path(path), cameras, {c: f'/{c}/image_raw' for c in cameras}, segs,
                      count, rate_hz, tuple(size))
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-    rng = np.random.default_rng(seed)
+    order = {cam: k for k, cam in enumerate(cameras)}
     with Writer(path, version=9, storage_plugin=plugin) as writer:
         writer.set_custom_data(SEGMENTS_KEY, json.dumps(
             [{'weather': s.weather, 'start_ns': s.start_ns, 'end_ns': s.end_ns} for s in segs]))
         conns = {c: writer.add_connection(info.topics[c], IMAGE, typestore=store,
                                           offered_qos_profiles=driver_qos()) for c in cameras}
-        frames = {c: _panning_frames(photos[p], count, size) for c, p in cameras.items()}
-        for i in range(count):
-            weather = segs[i // per_segment].weather
-            for k, cam in enumerate(cameras):
-                stamp = START_NS + i * period + k * period // (2 * len(cameras))
-                clean = np.ascontiguousarray(next(frames[cam]))
-                degraded, _ = synthesize(clean, weather, rng=int(rng.integers(2**31)),
-                                         severity=severity)
-                header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9),
-                                frame_id=f'{cam}_camera')
-                msg = numpy_to_image(rgb_to_encoding(degraded, encoding), encoding,
-                                     header=header, msg_type=Image)
-                writer.write(conns[cam], stamp, store.serialize_cdr(msg, IMAGE))
-                info.stamps.setdefault(cam, []).append(stamp)
+        for i, cam, _, _, degraded in sample_frames(cameras, segments, per_segment, size,
+                                                     severity, seed):
+            stamp = START_NS + i * period + order[cam] * period // (2 * len(cameras))
+            header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9),
+                            frame_id=f'{cam}_camera')
+            msg = numpy_to_image(rgb_to_encoding(degraded, encoding), encoding,
+                                 header=header, msg_type=Image)
+            writer.write(conns[cam], stamp, store.serialize_cdr(msg, IMAGE))
+            info.stamps.setdefault(cam, []).append(stamp)
     return info
 
 

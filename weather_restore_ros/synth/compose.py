@@ -12,6 +12,7 @@ to look like a public benchmark family; the label stays the effect ('rain:heavy+
     rain:light       Rain100L (Yang et al., CVPR 2017): one direction of thin, light streaks
     rain:heavy       Rain100H: long streaks in up to five directions + rain accumulation veil
     rain:veil        Outdoor-Rain (Li et al., CVPR 2019): streaks inside depth-varying haze
+    rain:streaks     the physical model's streaks without its accumulation veil (near rain)
     snow:small|medium|large   Snow100K-S/M/L (Liu et al., DesnowNet 2018): semi-transparent,
                      blurred particles of growing size, alpha-blended white
     raindrop:focused|defocused  RainDrop (Qian et al., CVPR 2018): the drops in focus (crisp
