@@ -155,14 +155,14 @@ def main() -> int:
         'never trained on.', '',
         '## Training',
         f'- The last stage: {training.get("steps")} steps, batch {training.get("batch_size")}, '
-        f'AdamW, warm-up + '
-        f'cosine, on the CPU of a 2-core machine, wall time '
+        'AdamW, warm-up + cosine, on the CPU of a 2-core machine, wall time '
         f'{training.get("wall_time_s", 0) / 60:.0f} min. Losses: {training.get("losses")}. '
         f'{ema_note}',
         f'- Started from: `{training.get("init_from") or "random initialisation"}`.',
         '- Reproduce: `train_configs/weather_small.yaml`, then '
-        '`train_configs/weather_small_stage2.yaml`, then `train_configs/weather_small_stage3.yaml` '
-        '(the weather head alone; the commands are at the top of the first).', '',
+        '`train_configs/weather_small_stage2.yaml`, then '
+        '`train_configs/weather_small_stage3.yaml` (the weather head alone; the commands are at '
+        'the top of the first).', '',
         '## Checks before shipping (`tools/ship_model.py`)',
         f'- Stress test (flat colours, colour blocks, noise; 160 and 320 px): '
         f'{health["frames"]} frames, all finite, largest |logit| {health["max_abs_logit"]:.1f}.',
