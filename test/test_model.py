@@ -385,6 +385,36 @@ def test_ship_model_refuses_a_checkpoint_that_fails_the_stress_test(tmp_path):
     assert shipped.stat().st_mtime_ns == before
 
 
+def test_ship_model_card_lists_every_stage_of_the_recipe(tmp_path, monkeypatch):
+    """The card's training section follows the checkpoint's init_from chain back to the stage
+    that started from scratch and names each stage's train_configs/*.yaml (by its out_dir), so a
+    recipe of any length is described whole, not only its last stage."""
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / 'tools'))
+    import ship_model
+    (tmp_path / 'train_configs').mkdir()
+    for name, out, init, only in [('first', 'runs/a', None, []),
+                                  ('second', 'runs/b', 'runs/a/last.safetensors', ['classifier'])]:
+        (tmp_path / 'train_configs' / f'{name}.yaml').write_text(f'out_dir: {out}\n')
+        run = tmp_path / out
+        run.mkdir(parents=True)
+        (run / 'last.json').write_text(json.dumps({'training': {
+            'steps': 10 if init is None else 3, 'batch_size': 8, 'init_from': init,
+            'losses': {'recon': 1.0}, 'ema_decay': 0.99, 'wall_time_s': 120.0}}))
+        (run / 'train_config.json').write_text(json.dumps({'lr': 1e-3, 'train_only': only}))
+    lines = ship_model.training_lines(tmp_path / 'runs/b/last.safetensors', root=tmp_path)
+    assert len(lines) == 4
+    assert lines[0].startswith('- Stage 1, `train_configs/first.yaml`: 10 steps')
+    assert 'random initialisation' in lines[0] and 'every part' in lines[0]
+    assert lines[1].startswith('- Stage 2, `train_configs/second.yaml`: 3 steps')
+    assert 'only `classifier` trained' in lines[1] and '`runs/a/last.safetensors`' in lines[1]
+    assert '4 min in all' in lines[2]
+    assert lines[3].startswith('- Reproduce: `train_configs/first.yaml`, then '
+                               '`train_configs/second.yaml`')
+
+
 def test_photo_health_flags_speckle_on_a_photo_and_passes_a_healthy_model(tmp_path):
     """stress.photo_health runs the raw network on photo files and flags the one whose output
     is speckled (the provoked tiny model on its speckle frame), not the same photo through the

@@ -69,6 +69,61 @@ def run_name(ckpt: Path) -> str:
     return ckpt.parent.name if ckpt.stem == 'last' else ckpt.stem
 
 
+def training_stages(ckpt: Path, root: Path = ROOT) -> list[dict]:
+    """The recipe that made ``ckpt``, first stage first: each stage's ``training`` metadata (its
+    ``.json``), run config (``train_config.json`` beside it, for ``train_only``) and the
+    ``train_configs/*.yaml`` whose ``out_dir`` is that run's folder, following ``init_from``
+    back to a run that started from scratch (or to one whose files are gone)."""
+    import yaml
+    configs = {}
+    for path in sorted((root / 'train_configs').glob('*.yaml')):
+        out_dir = (yaml.safe_load(path.read_text()) or {}).get('out_dir')
+        if out_dir:
+            configs[(root / out_dir).resolve()] = path.relative_to(root)
+    stages, seen = [], set()
+    path = ckpt.resolve()
+    while path not in seen and path.with_suffix('.json').is_file():
+        seen.add(path)
+        training = json.loads(path.with_suffix('.json').read_text()).get('training', {})
+        run_cfg = path.parent / 'train_config.json'
+        run = json.loads(run_cfg.read_text()) if run_cfg.is_file() else {}
+        stages.insert(0, {'run': path.parent, 'training': training, 'config': run,
+                          'yaml': configs.get(path.parent.resolve())})
+        init = training.get('init_from')
+        if not init:
+            break
+        path = (root / init).resolve()
+    return stages
+
+
+def training_lines(ckpt: Path, root: Path = ROOT) -> list[str]:
+    """The card's training section: one line per stage of the recipe, then how to rerun it."""
+    stages = training_stages(ckpt, root)
+    lines = []
+    for i, stage in enumerate(stages, 1):
+        t, run = stage['training'], stage['config']
+        only = run.get('train_only')
+        what = (f'only `{", ".join(only)}` trained, the rest frozen' if only
+                else 'every part of the restorer trained')
+        ema = f', EMA {t["ema_decay"]}' if t.get('ema_decay') else ''
+        start = (f'`{t["init_from"]}`' if t.get('init_from')
+                 else 'random initialisation (the encoder: its pretrained weights)')
+        source = f'`{stage["yaml"]}`' if stage['yaml'] else f'`{run_name(stage["run"])}`'
+        lines.append(f'- Stage {i}, {source}: {t.get("steps")} steps, batch '
+                     f'{t.get("batch_size")}, lr {run.get("lr", "?")}{ema}, '
+                     f'{t.get("wall_time_s", 0) / 60:.0f} min; {what}; losses {t.get("losses")}; '
+                     f'started from {start}.')
+    total = sum(s['training'].get('wall_time_s', 0) for s in stages) / 60
+    configs = [f'`{s["yaml"]}`' for s in stages if s['yaml']]
+    lines.append(f'- All stages: AdamW, warm-up + cosine, on the CPU of a 2-core machine, '
+                 f'{total:.0f} min in all. Shipped weights: the last stage\'s exponential moving '
+                 'average of its training weights.')
+    if len(configs) == len(stages):
+        lines.append(f'- Reproduce: {", then ".join(configs)} (`weather-restore train CONFIG '
+                     '--threads 1`; the commands are at the top of the first).')
+    return lines
+
+
 def architecture(cfg: ModelConfig) -> str:
     parts = ['SAR encoder', 'CWP cross-attention']
     if cfg.channel_attention:
@@ -113,8 +168,6 @@ def main() -> int:
     cfg = ModelConfig.from_dict(meta['model_config'])
     from weather_restore_ros.checkpoint import ClipInfo
     encoder = ClipInfo.from_dict(meta['clip'])
-    ema_note = (f'Shipped weights: the exponential moving average (decay {training["ema_decay"]})'
-                ' of the training weights. ' if training.get('ema_decay') else '')
     shipped = evaluate(TARGET, eval_dir / 'shipped', args.suite)
     shutil.copyfile(eval_dir / 'shipped' / 'holdout' / 'samples.png', HOLDOUT_SHEET)
     rows = [summary_line(f'shipped ({run_name(args.checkpoint)})', shipped)]
@@ -153,16 +206,7 @@ def main() -> int:
         'trained on: 60 fixed synthetic samples (`weather-restore eval --holdout`, seed 1234).',
         '- Public test sets and real photos (`--suite`): evaluation and model selection only, '
         'never trained on.', '',
-        '## Training',
-        f'- The last stage: {training.get("steps")} steps, batch {training.get("batch_size")}, '
-        'AdamW, warm-up + cosine, on the CPU of a 2-core machine, wall time '
-        f'{training.get("wall_time_s", 0) / 60:.0f} min. Losses: {training.get("losses")}. '
-        f'{ema_note}',
-        f'- Started from: `{training.get("init_from") or "random initialisation"}`.',
-        '- Reproduce: `train_configs/weather_small.yaml`, then '
-        '`train_configs/weather_small_stage2.yaml`, then '
-        '`train_configs/weather_small_stage3.yaml` (the weather head alone; the commands are at '
-        'the top of the first).', '',
+        '## Training', *training_lines(args.checkpoint), '',
         '## Checks before shipping (`tools/ship_model.py`)',
         f'- Stress test (flat colours, colour blocks, noise; 160 and 320 px): '
         f'{health["frames"]} frames, all finite, largest |logit| {health["max_abs_logit"]:.1f}.',
