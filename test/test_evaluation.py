@@ -399,7 +399,16 @@ def test_holdout_with_chosen_weathers(tiny_checkpoint, tmp_path, capsys):
     assert light['meta']['holdout_weathers'] == ['rain:light']
     assert light['meta']['samples'] == 4
     assert set(light['methods']['input']['groups']) == {'rain'}
+    assert main(base + [str(tmp_path / 'faint'), '--weather', 'rain:light',
+                        '--severity', '0:0.1']) == 0
+    faint = json.loads((tmp_path / 'faint' / 'eval.json').read_text())
+    assert faint['meta']['holdout_severity'] == [0.0, 0.1]
+    # the same frames and streak seeds, fewer streaks: the input is closer to the truth
+    assert (faint['methods']['input']['all']['psnr'] > light['methods']['input']['all']['psnr'])
     capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(base + [str(tmp_path / 'bad'), '--severity', '0.5:0.2'])
+    assert 'severity must satisfy' in capsys.readouterr().err
     assert main(base + [str(tmp_path / 'bad'), '--weather', 'rain:bogus']) == 2
     assert "unknown weather 'rain:bogus'" in capsys.readouterr().err
 

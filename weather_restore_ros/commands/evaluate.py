@@ -14,6 +14,7 @@ SET_NAMES = ('snow100k-s, snow100k-l, outdoor-rain-test1, raindrop-test-a, sots-
 
 def register(sub) -> None:
     from ..engine_settings import add_engine_arguments
+    from .synth import severity_range_arg
     p = sub.add_parser(
         'eval', help='evaluate a checkpoint on paired test sets and real photos',
         description='PSNR and SSIM per weather class (Y channel of YCbCr by default, video '
@@ -53,6 +54,10 @@ def register(sub) -> None:
                         '(wires, poles, a facade grid; default 0)')
     p.add_argument('--weather', nargs='+', metavar='W',
                    help='holdout: only these weathers, e.g. rain:light (default: every class)')
+    p.add_argument('--severity', type=severity_range_arg, metavar='LO:HI',
+                   help='holdout: weather severity range in [0, 1] (default 0.3:1.0, as '
+                        'training draws by default); 0:0.3 are the light frames a restorer is '
+                        'most tempted to over-correct')
     # Evaluation measures the raw model: harm guard off unless --harm-guard. One image at a
     # time, no live first frame: no warm-up.
     add_engine_arguments(p, defaults={'harm_guard': False, 'warmup': False})
@@ -75,7 +80,7 @@ def dataset_from_args(args, class_names):
         return D.open_test_set(name, root, class_names)
     from ..data.holdout import holdout_dataset
     return holdout_dataset(class_names, seed=args.seed, structures=args.structures,
-                           weathers=args.weather)
+                           weathers=args.weather, severity_range=args.severity)
 
 
 def run(args) -> int:
@@ -142,6 +147,7 @@ def run(args) -> int:
             meta['holdout_seed'] = args.seed
             meta['holdout_structures'] = args.structures
             meta['holdout_weathers'] = list(ds.classes)
+            meta['holdout_severity'] = list(args.severity) if args.severity else 'default'
         writer = write_photo_report if isinstance(ds, RealPhotoSet) else write_report
         paths = writer(report, args.output, meta=meta)
         print(report.to_markdown())

@@ -11,7 +11,8 @@ DEFAULT_WEATHERS = 'rain,snow,fog,raindrop,rain+fog'
 SHEET_MAX_ROWS = 8
 
 
-def _severity_range(text: str) -> tuple[float, float]:
+def severity_range_arg(text: str) -> tuple[float, float]:
+    """argparse type of a ``--severity LO:HI`` (or one value): the pair, checked."""
     try:
         parts = [float(p) for p in text.split(':')]
     except ValueError:
@@ -49,7 +50,7 @@ def register(subparsers) -> None:
                         f'raindrop, clear (default: {DEFAULT_WEATHERS})')
     p.add_argument('--per-image', type=_int_at_least(1), default=1, metavar='N',
                    help='samples per image and weather (default: 1)')
-    p.add_argument('--severity', type=_severity_range, default=(0.3, 1.0), metavar='LO:HI',
+    p.add_argument('--severity', type=severity_range_arg, default=(0.3, 1.0), metavar='LO:HI',
                    help='severity range in [0, 1], or one value (default: 0.3:1.0)')
     p.add_argument('--seed', type=int, default=0, help='base seed (default: 0)')
     p.add_argument('--max-side', type=_int_at_least(0), default=0, metavar='PX',

@@ -16,20 +16,23 @@ HOLDOUT_CROP = (256, 320)
 
 
 def holdout_dataset(class_names=DEFAULT_WEATHER_CLASSES, seed: int = 1234,
-                    length: int = HOLDOUT_SIZE, structures: float = 0.0, weathers=None):
+                    length: int = HOLDOUT_SIZE, structures: float = 0.0, weathers=None,
+                    severity_range=None):
     """The held-out photo under every weather class; ``structures``: share of frames with
     thin structures (wires, poles, a facade) drawn into the scene, the frames on which a
     derainer is most tempted to remove what is not rain; ``weathers``: only these weathers
     (names or styles as ``synth.synthesize`` takes them, e.g. ``rain:light``) instead of every
     class: the full set has about a dozen frames per class, too few to find where light rain
-    over fine texture comes out below its input."""
+    over fine texture comes out below its input; ``severity_range``: ``(lo, hi)`` in [0, 1]
+    instead of ``synth``'s default 0.3-1.0."""
     from .synthetic import SyntheticWeatherDataset
     from ..synth.samples import sample_images
     photos = [img for _, img in sample_images(HOLDOUT_SAMPLES)]
     return SyntheticWeatherDataset(photos, crop_size=HOLDOUT_CROP, length=length, seed=seed,
                                    classes=tuple(weathers or class_names),
                                    class_names=class_names,
-                                   flip=False, structures=structures)
+                                   flip=False, structures=structures,
+                                   severity_range=severity_range)
 
 
 def training_photo_sources(entries) -> list:
