@@ -112,32 +112,36 @@ def test_config_from_yaml_rejects_unknown_options_and_coerces_numbers(tmp_path, 
 
 
 def test_the_shipped_model_recipe_matches_the_shipped_checkpoint():
-    """train_configs/weather_small.yaml (from scratch), weather_small_stage2.yaml (from the
-    first's output) and weather_small_stage3.yaml (the weather head alone, from the second's)
-    describe the network, the encoder and the last stage of the shipped checkpoint; the fleet
-    fine-tune describes the same network."""
-    stage1 = TrainConfig.from_yaml(TRAIN_CONFIGS / 'weather_small.yaml')
-    stage2 = TrainConfig.from_yaml(TRAIN_CONFIGS / 'weather_small_stage2.yaml')
-    stage3 = TrainConfig.from_yaml(TRAIN_CONFIGS / 'weather_small_stage3.yaml')
+    """train_configs/weather_small.yaml (from scratch) and weather_small_stage2..5.yaml, each
+    from the one before's output (stages 3 and 5: the weather head alone; stage 4: the restorer
+    again, on light weather too), describe the network, the encoder and the last stage of the
+    shipped checkpoint; the fleet fine-tune describes the same network."""
+    names = ['weather_small'] + [f'weather_small_stage{k}' for k in range(2, 6)]
+    stages = [TrainConfig.from_yaml(TRAIN_CONFIGS / f'{name}.yaml') for name in names]
+    stage1, last = stages[0], stages[-1]
     fleet = TrainConfig.from_yaml(TRAIN_CONFIGS / 'finetune_small_fleet.yaml')
     assert not stage1.init_from and fleet.init_from == 'shipped'
-    assert stage2.init_from == f'{stage1.out_dir}/last.safetensors'
-    assert stage3.init_from == f'{stage2.out_dir}/last.safetensors'
-    assert stage3.train_only == ['classifier'] and not stage2.train_only
+    for before, after in zip(stages, stages[1:]):
+        assert after.init_from == f'{before.out_dir}/last.safetensors'
+    assert [bool(s.train_only) for s in stages] == [False, False, True, False, True]
+    assert all(s.train_only == ['classifier'] for s in stages if s.train_only)
+    # Stage 4 draws every weather from severity 0 on; the others at synth's default.
+    assert [s.data['train'].get('severity_range') for s in stages] == [None] * 3 + [
+        [0.0, 1.0], None]
     header = (TRAIN_CONFIGS / 'weather_small.yaml').read_text().split('\nout_dir')[0]
     # Its header lists every command, every config by its path.
-    for name in ('weather_small', 'weather_small_stage2', 'weather_small_stage3'):
+    for name in names:
         assert f'train_configs/{name}.yaml' in header
     shipped = load_checkpoint(SHIPPED_MODEL)
-    assert shipped.training['steps'] == stage3.steps
-    assert shipped.training['data'] == stage3.data and shipped.training['losses'] == stage3.loss
-    assert shipped.training['init_from'] == stage3.init_from
-    for cfg in (stage1, stage2, stage3, fleet):
+    assert shipped.training['steps'] == last.steps
+    assert shipped.training['data'] == last.data and shipped.training['losses'] == last.loss
+    assert shipped.training['init_from'] == last.init_from
+    for cfg in (*stages, fleet):
         net = get_config(cfg.model['name'], **{k: v for k, v in cfg.model.items() if k != 'name'})
         for field in ('mask_head', 'gate_bound', 'block_norm', 'widths', 'channel_attention'):
             assert getattr(shipped.config, field) == getattr(net, field), field
         # Stage 1 upsamples by pixel shuffle; stage 2 converts it to bilinear (init_from
-        # averages the sub-pixel filters), stage 3 keeps it.
+        # averages the sub-pixel filters), the later stages keep it.
         want = 'shuffle' if cfg is stage1 else shipped.config.upsample
         assert net.upsample == want
         assert cfg.clip == {'timm': 'efficientnet_lite0', 'image_size': 160}
