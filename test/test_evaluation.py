@@ -397,6 +397,7 @@ def test_holdout_with_chosen_weathers(tiny_checkpoint, tmp_path, capsys):
     assert main(base + [str(tmp_path / 'light'), '--weather', 'rain:light']) == 0
     light = json.loads((tmp_path / 'light' / 'eval.json').read_text())
     assert light['meta']['holdout_weathers'] == ['rain:light']
+    assert light['meta']['holdout_severity'] == [0.3, 1.0]   # synth's default
     assert light['meta']['samples'] == 4
     assert set(light['methods']['input']['groups']) == {'rain'}
     assert main(base + [str(tmp_path / 'faint'), '--weather', 'rain:light',

@@ -125,6 +125,9 @@ def test_the_shipped_model_recipe_matches_the_shipped_checkpoint():
         assert after.init_from == f'{before.out_dir}/last.safetensors'
     assert [bool(s.train_only) for s in stages] == [False, False, True, False, True]
     assert all(s.train_only == ['classifier'] for s in stages if s.train_only)
+    # Stage 5 is stage 3 (the head alone) on stage 4's restorer: the same run, another start.
+    start = {'out_dir': None, 'init_from': None}
+    assert {**vars(stages[4]), **start} == {**vars(stages[2]), **start}
     # Stage 4 draws every weather from severity 0 on; the others at synth's default.
     assert [s.data['train'].get('severity_range') for s in stages] == [None] * 3 + [
         [0.0, 1.0], None]

@@ -115,9 +115,10 @@ def training_lines(ckpt: Path, root: Path = ROOT) -> list[str]:
                      f'started from {start}.')
     total = sum(s['training'].get('wall_time_s', 0) for s in stages) / 60
     configs = [f'`{s["yaml"]}`' for s in stages if s['yaml']]
+    averaged = (' Shipped weights: the last stage\'s exponential moving average of its '
+                'training weights.' if stages and stages[-1]['training'].get('ema_decay') else '')
     lines.append(f'- All stages: AdamW, warm-up + cosine, on the CPU of a 2-core machine, '
-                 f'{total:.0f} min in all. Shipped weights: the last stage\'s exponential moving '
-                 'average of its training weights.')
+                 f'{total:.0f} min in all.{averaged}')
     if len(configs) == len(stages):
         lines.append(f'- Reproduce: {", then ".join(configs)} (`weather-restore train CONFIG '
                      '--threads 1`; the commands are at the top of the first).')

@@ -89,6 +89,7 @@ def run(args) -> int:
     settings.configure_threads()   # before torch is imported: it reads the wait policy once
     from ..data import DatasetError, RealPhotoSet, find_test_sets
     from ..engine import EngineError, RestorationEngine
+    from ..synth.compose import DEFAULT_SEVERITY_RANGE
     from ..training.evaluation import dataset_samples, evaluate, write_report
     from ..training.suite import (SuiteReport, evaluate_photos, write_photo_report,
                                   write_suite_report)
@@ -147,7 +148,7 @@ def run(args) -> int:
             meta['holdout_seed'] = args.seed
             meta['holdout_structures'] = args.structures
             meta['holdout_weathers'] = list(ds.classes)
-            meta['holdout_severity'] = list(args.severity) if args.severity else 'default'
+            meta['holdout_severity'] = list(args.severity or DEFAULT_SEVERITY_RANGE)
         writer = write_photo_report if isinstance(ds, RealPhotoSet) else write_report
         paths = writer(report, args.output, meta=meta)
         print(report.to_markdown())
